@@ -1,0 +1,1 @@
+"""Export subsystem: ONNX / TensorRT lowering of the tokenizer (import name ``vidtok_kit.export``)."""

@@ -1,0 +1,1 @@
+"""Built-in fusion components (one paper concept per module)."""

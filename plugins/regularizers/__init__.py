@@ -1,0 +1,1 @@
+"""Built-in regularizers components (one paper concept per module)."""

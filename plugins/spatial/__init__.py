@@ -1,0 +1,1 @@
+"""Built-in spatial components (one paper concept per module)."""

@@ -1,0 +1,1 @@
+"""Built-in temporal components (one paper concept per module)."""

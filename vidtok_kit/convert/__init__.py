@@ -1,0 +1,1 @@
+"""vidtok_kit.convert"""

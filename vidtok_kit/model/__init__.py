@@ -1,0 +1,1 @@
+"""The VidTok model family: shared layers, encoder, decoder, tokenizer."""

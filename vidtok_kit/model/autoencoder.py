@@ -1,0 +1,167 @@
+"""VideoTokenizer: encoder + regularizer + decoder, with VidTok's frame conventions and input checks."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from vidtok_kit.errors import InputError
+from vidtok_kit.interfaces import RegOut
+from vidtok_kit.model import frames as frame_rules
+from vidtok_kit.model.decoder import Decoder
+from vidtok_kit.model.encoder import Encoder
+from vidtok_kit.model.layers import StreamState
+
+if TYPE_CHECKING:
+    from vidtok_kit.recipe import ModelConfig, Recipe
+    from vidtok_kit.registry import ComponentRegistry
+
+__all__ = ["AutoencoderOutput", "VideoTokenizer", "build_model"]
+
+
+class AutoencoderOutput(NamedTuple):
+    #: reconstruction (B, C, T, H, W), same T as the input
+    recon: Tensor
+    #: the regularizer's output: latent, loss, indices, logs
+    reg: RegOut
+
+
+class VideoTokenizer(nn.Module):
+    """A VidTok-family tokenizer built from a :class:`ModelConfig` and a component registry.
+
+    Videos are float (B, C, T, H, W) in [-1, 1]. ``encode`` returns the regularizer output
+    (``.latent`` for the decoder, ``.indices`` for discrete models); ``decode`` maps latents back.
+    """
+
+    def __init__(self, cfg: ModelConfig, registry: ComponentRegistry) -> None:
+        super().__init__()
+        cfg.check()
+        self.config = cfg
+        reg_cls = registry.get("regularizer", cfg.regularizer.kind)
+        self.encoder = Encoder(cfg, registry, reg_cls.encoder_channels(cfg.regularizer.config, cfg.z_channels))
+        self.regularizer = reg_cls(cfg.regularizer.config, z_channels=cfg.z_channels)
+        self.decoder = Decoder(cfg, registry)
+
+    # -- frame rules --------------------------------------------------------------------------
+
+    @property
+    def mode(self) -> Any:
+        return self.config.mode
+
+    @property
+    def temporal_factor(self) -> int:
+        return self.config.temporal_factor
+
+    @property
+    def spatial_factor(self) -> int:
+        return self.config.spatial_factor
+
+    @property
+    def discrete(self) -> bool:
+        return bool(self.regularizer.discrete)
+
+    def latent_frames(self, frames: int) -> int:
+        """Latent frames for ``frames`` input frames."""
+        return frame_rules.latent_frames(frames, tdf=self.temporal_factor, mode=self.mode)
+
+    def output_frames(self, latent_frames: int) -> int:
+        """Frames :meth:`decode` returns for ``latent_frames`` latents."""
+        return frame_rules.output_frames(latent_frames, tdf=self.temporal_factor, mode=self.mode)
+
+    def check_video(self, x: Tensor) -> None:
+        """Raise :class:`InputError` (one line, saying what is allowed) for a video the model cannot take."""
+        cfg = self.config
+        if not isinstance(x, Tensor) or x.ndim != 5:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise InputError(f"expected a video tensor of shape (B, {cfg.in_channels}, T, H, W), got {shape}")
+        if x.shape[1] != cfg.in_channels:
+            raise InputError(f"expected {cfg.in_channels} channels in dim 1 of (B, C, T, H, W), got {x.shape[1]}")
+        sf = self.spatial_factor
+        if x.shape[3] % sf or x.shape[4] % sf or x.shape[3] == 0 or x.shape[4] == 0:
+            raise InputError(
+                f"height and width must be positive multiples of {sf} (the spatial factor), got {x.shape[3]}x{x.shape[4]}"
+            )
+        t = x.shape[2]
+        if not frame_rules.valid_frames(t, tdf=self.temporal_factor, mode=self.mode):
+            rule = frame_rules.allowed_frames(tdf=self.temporal_factor, mode=self.mode)
+            raise InputError(f"this {self.mode.value} model takes {rule}, got {t}")
+        if not x.is_floating_point():
+            raise InputError(f"expected a floating-point video in [-1, 1], got dtype {x.dtype}")
+
+    def pad_frames(self, x: Tensor) -> Tensor:
+        """Prepend copies of frame 0 as the causal conventions require."""
+        pad = frame_rules.front_padding(x.shape[2], tdf=self.temporal_factor, mode=self.mode)
+        if pad == 0:
+            return x
+        return torch.cat([x[:, :, :1].expand(-1, -1, pad, -1, -1), x], dim=2)
+
+    # -- public API -----------------------------------------------------------------------------
+
+    def encode(self, x: Tensor, *, sample: bool = False, step: int = 0) -> RegOut:
+        """(B, C, T, H, W) in [-1, 1] -> regularizer output with ``.latent`` (B, z, T', H', W') and ``.indices``."""
+        self.check_video(x)
+        h = self.encoder(self.pad_frames(x))
+        return self.regularizer(h, sample=sample, step=step)
+
+    def decode(self, latent: Tensor, *, num_frames: int | None = None) -> Tensor:
+        """(B, z, T', H', W') -> video (B, C, T, H, W); T = ``output_frames(T')`` unless ``num_frames`` is given.
+
+        ``num_frames`` keeps the last frames of the decoded sequence (how a v1.1 model returns
+        clips whose length is not 1 + k*tdf).
+        """
+        self._check_latent(latent)
+        full = self.decoder(latent)
+        keep = self.output_frames(latent.shape[2]) if num_frames is None else num_frames
+        if not 1 <= keep <= full.shape[2]:
+            raise InputError(f"num_frames must be in 1..{full.shape[2]} for {latent.shape[2]} latent frames, got {keep}")
+        return full[:, :, full.shape[2] - keep :]
+
+    def decode_indices(self, indices: Tensor, *, num_frames: int | None = None) -> Tensor:
+        """Integer tokens (B, T', H', W') of a discrete model -> video."""
+        if not self.discrete:
+            raise InputError(f"regularizer {self.config.regularizer.kind!r} is continuous: decode latents instead")
+        if indices.ndim != 4 or indices.is_floating_point():
+            raise InputError(f"expected integer indices of shape (B, T', H', W'), got {tuple(indices.shape)} {indices.dtype}")
+        latent = self.regularizer.indices_to_latent(indices)
+        return self.decode(latent.to(self._param_dtype()), num_frames=num_frames)
+
+    def forward(self, x: Tensor, *, sample: bool = False, step: int = 0) -> AutoencoderOutput:
+        """Encode and decode; the reconstruction has the input's frame count."""
+        reg = self.encode(x, sample=sample, step=step)
+        recon = self.decode(reg.latent.to(self._param_dtype()), num_frames=x.shape[2])
+        return AutoencoderOutput(recon=recon, reg=reg)
+
+    # -- streaming building blocks (chunk -> chunk with explicit state) -------------------------
+
+    def encode_chunk(self, x: Tensor, state: StreamState | None) -> Tensor:
+        """Encoder on an already front-padded chunk, carrying causal context in ``state``."""
+        return self.encoder(x, state)
+
+    def decode_chunk(self, latent: Tensor, state: StreamState | None) -> Tensor:
+        return self.decoder(latent, state)
+
+    def _param_dtype(self) -> torch.dtype:
+        return next(self.decoder.parameters()).dtype
+
+    def _check_latent(self, latent: Tensor) -> None:
+        z = self.config.z_channels
+        if not isinstance(latent, Tensor) or latent.ndim != 5 or latent.shape[1] != z:
+            shape = tuple(latent.shape) if isinstance(latent, Tensor) else type(latent).__name__
+            raise InputError(f"expected a latent of shape (B, {z}, T', H', W'), got {shape}")
+
+
+def build_model(recipe: Recipe | ModelConfig | Any, *, registry: ComponentRegistry | None = None, device: Any = None) -> VideoTokenizer:
+    """A randomly initialised tokenizer from a recipe, a recipe path or a :class:`ModelConfig`."""
+    from vidtok_kit.recipe import ModelConfig, load_recipe
+
+    if registry is None:
+        from vidtok_kit.pluginmanager import default_registry
+
+        registry = default_registry()
+    cfg = recipe if isinstance(recipe, ModelConfig) else load_recipe(recipe, registry=registry).model
+    if device is not None:
+        with torch.device(device):
+            return VideoTokenizer(cfg, registry)
+    return VideoTokenizer(cfg, registry)

@@ -1,0 +1,81 @@
+"""The encoder: conv_in, resolution levels (blocks, spatial then temporal downsampling), mid, conv_out.
+
+Module names follow the original VidTok tree (``down.{i}.block.{j}``, ``mid.block_1`` ...) so the
+key map to original checkpoints stays a short declarative table.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from torch import Tensor, nn
+
+from vidtok_kit.model.layers import ChannelNorm, SpatialAttention, StreamState, end_conv, swish
+
+if TYPE_CHECKING:
+    from vidtok_kit.recipe import ModelConfig
+    from vidtok_kit.registry import ComponentRegistry
+
+__all__ = ["Encoder", "Mid", "build_block"]
+
+
+def build_block(cfg: ModelConfig, registry: ComponentRegistry, slot: str, in_ch: int, out_ch: int) -> nn.Module:
+    spec = getattr(cfg, slot)
+    cls = registry.get("fusion", spec.kind)
+    return cls(spec.config, in_channels=in_ch, out_channels=out_ch, mode=cfg.mode)
+
+
+class Mid(nn.Module):
+    """Bottleneck: fusion block -> per-frame attention -> fusion block."""
+
+    def __init__(self, cfg: ModelConfig, registry: ComponentRegistry, channels: int) -> None:
+        super().__init__()
+        self.block_1 = build_block(cfg, registry, "fusion", channels, channels)
+        self.attn_1 = SpatialAttention(channels, mode=cfg.mode)
+        self.block_2 = build_block(cfg, registry, "fusion", channels, channels)
+
+    def forward(self, x: Tensor, state: StreamState | None = None) -> Tensor:
+        x = self.block_1(x, state)
+        x = self.attn_1(x, state)
+        return self.block_2(x, state)
+
+
+class Encoder(nn.Module):
+    """(B, in_channels, T, H, W) (already front-padded) -> (B, encoder_channels, T/tdf, H/sf, W/sf)."""
+
+    def __init__(self, cfg: ModelConfig, registry: ComponentRegistry, out_channels: int) -> None:
+        super().__init__()
+        mode = cfg.mode
+        spatial = registry.get("spatial_sampler", cfg.spatial_sampler.kind)
+        temporal = registry.get("temporal_sampler", cfg.temporal_sampler.kind)
+        self.conv_in = end_conv(cfg.in_channels, cfg.base_channels, kind=cfg.end_conv, mode=mode)
+        self.down = nn.ModuleList()
+        block_in = cfg.base_channels
+        for i, mult in enumerate(cfg.channel_mult):
+            block_out = cfg.base_channels * mult
+            level = nn.Module()
+            level.block = nn.ModuleList()
+            for j in range(cfg.num_res_blocks):
+                level.block.append(build_block(cfg, registry, "block", block_in if j == 0 else block_out, block_out))
+            if i in cfg.spatial_down:
+                level.downsample = spatial.Down(cfg.spatial_sampler.config, channels=block_out, mode=mode)
+                if i in cfg.temporal_down:
+                    level.time_downsample = temporal.Down(cfg.temporal_sampler.config, channels=block_out, mode=mode)
+            self.down.append(level)
+            block_in = block_out
+        self.mid = Mid(cfg, registry, block_in)
+        self.norm_out = ChannelNorm(block_in)
+        self.conv_out = end_conv(block_in, out_channels, kind=cfg.end_conv, mode=mode)
+
+    def forward(self, x: Tensor, state: StreamState | None = None) -> Tensor:
+        """``state`` carries causal context between chunks when streaming; None = whole clip."""
+        h = self.conv_in(x, state)
+        for level in self.down:
+            for block in level.block:
+                h = block(h, state)
+            if hasattr(level, "downsample"):
+                h = level.downsample(h, state)
+            if hasattr(level, "time_downsample"):
+                h = level.time_downsample(h, state)
+        h = self.mid(h, state)
+        return self.conv_out(swish(self.norm_out(h)), state)

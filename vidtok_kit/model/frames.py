@@ -1,0 +1,52 @@
+"""Frame-count arithmetic of the three VidTok time conventions, as pure functions of integers.
+
+Causal models treat the first frame on its own (latent 0 is image-like) and take ``1 + k * tdf``
+frames shape-preservingly; the input is padded in front with copies of frame 0 to a multiple of the
+time factor ``tdf``. v1.0 pads ``tdf - 1`` frames and so needs ``T = 1 + k * tdf``; v1.1 pads
+``tdf - T % tdf`` and takes any ``T``; non-causal models need ``T`` to be a multiple of ``tdf``.
+"""
+
+from __future__ import annotations
+
+from vidtok_kit.model.layers import TimeMode
+
+__all__ = ["allowed_frames", "front_padding", "latent_frames", "output_frames", "valid_frames"]
+
+
+def front_padding(frames: int, *, tdf: int, mode: TimeMode) -> int:
+    """Copies of frame 0 prepended to a clip of ``frames`` frames before encoding."""
+    rem = frames % tdf
+    if not mode.causal or rem == 0:
+        return 0
+    return tdf - 1 if mode is TimeMode.CAUSAL_V1_0 else tdf - rem
+
+
+def valid_frames(frames: int, *, tdf: int, mode: TimeMode) -> bool:
+    if frames < 1:
+        return False
+    if mode is TimeMode.CAUSAL_V1_0:
+        return frames % tdf == 1 % tdf
+    if mode is TimeMode.CAUSAL_V1_1:
+        return True
+    return frames % tdf == 0
+
+
+def allowed_frames(*, tdf: int, mode: TimeMode) -> str:
+    """Human-readable rule, for error messages."""
+    if mode is TimeMode.CAUSAL_V1_0:
+        return f"1 + {tdf}k frames (1, {1 + tdf}, {1 + 2 * tdf}, ...)"
+    if mode is TimeMode.CAUSAL_V1_1:
+        return "any number of frames >= 1"
+    return f"a positive multiple of {tdf} frames"
+
+
+def latent_frames(frames: int, *, tdf: int, mode: TimeMode) -> int:
+    """Latent frames for an input of ``frames`` frames (assumed valid)."""
+    return (frames + front_padding(frames, tdf=tdf, mode=mode)) // tdf
+
+
+def output_frames(latents: int, *, tdf: int, mode: TimeMode) -> int:
+    """Frames :meth:`VideoTokenizer.decode` returns for ``latents`` latent frames by default."""
+    if mode.causal:
+        return tdf * (latents - 1) + 1
+    return tdf * latents

@@ -1,0 +1,263 @@
+"""Shared primitives: time modes, explicit causal state, channel LayerNorm, time-aware convolutions.
+
+Plugins import nothing from the core but these primitives (and :mod:`vidtok_kit.model.blocks`).
+The causal conventions are VidTok's (see ``shared/spec/vidtok-reference.md`` §2):
+
+* v1.0 causal: a temporal convolution is front-padded with **zeros**; time upsampling is nearest.
+* v1.1 causal: front padding **replicates the first frame**; time upsampling is linear, with the
+  leading frames of the first latent interpolated on their own.
+* non-causal: symmetric zero padding; time upsampling is nearest.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+__all__ = [
+    "ChannelNorm",
+    "FrameConv",
+    "SpatialAttention",
+    "StreamState",
+    "TimeConv",
+    "TimeMode",
+    "causal_front_pad",
+    "end_conv",
+    "from_frames",
+    "from_pixels",
+    "swish",
+    "to_frames",
+    "to_pixels",
+    "upsample_time",
+]
+
+
+class TimeMode(enum.Enum):
+    """How the time axis is treated: the three conventions of the released VidTok models."""
+
+    NONCAUSAL = "noncausal"
+    CAUSAL_V1_0 = "v1.0"
+    CAUSAL_V1_1 = "v1.1"
+
+    @property
+    def causal(self) -> bool:
+        return self is not TimeMode.NONCAUSAL
+
+    @classmethod
+    def of(cls, causal: bool, version: str) -> TimeMode:
+        return cls(version) if causal else cls.NONCAUSAL
+
+
+class StreamState:
+    """Causal context of one streaming call, as plain tensors: ``past`` in, ``present`` out.
+
+    Every causal module that needs frames from before the current chunk calls :meth:`take` once and
+    then :meth:`put` once, in a fixed module order, so the list of tensors lines up call after call.
+    ``past=None`` means "this is the first chunk": modules then use their first-chunk padding.
+    Nothing is stored on modules, so the same model can stream several videos at once and export
+    the step as a graph with cache tensors as inputs and outputs.
+    """
+
+    def __init__(self, past: Sequence[Tensor] | None = None) -> None:
+        self.past = tuple(past) if past is not None else None
+        self.present: list[Tensor] = []
+        self._cursor = 0
+
+    @property
+    def first(self) -> bool:
+        return self.past is None
+
+    def take(self) -> Tensor | None:
+        if self.past is None:
+            return None
+        if self._cursor >= len(self.past):
+            raise ValueError(f"stream state has {len(self.past)} tensors but the model asked for more")
+        tensor = self.past[self._cursor]
+        self._cursor += 1
+        return tensor
+
+    def put(self, tensor: Tensor) -> None:
+        self.present.append(tensor)
+
+
+def swish(x: Tensor) -> Tensor:
+    return F.silu(x)
+
+
+# -- layout helpers: the 2-D parts run per frame, the 1-D parts per pixel ---------------------------
+
+
+def to_frames(x: Tensor) -> Tensor:
+    """(B, C, T, H, W) -> (B*T, C, H, W)."""
+    return rearrange(x, "b c t h w -> (b t) c h w")
+
+
+def from_frames(x: Tensor, batch: int) -> Tensor:
+    """(B*T, C, H, W) -> (B, C, T, H, W)."""
+    return rearrange(x, "(b t) c h w -> b c t h w", b=batch)
+
+
+def to_pixels(x: Tensor) -> Tensor:
+    """(B, C, T, H, W) -> (B*H*W, C, T)."""
+    return rearrange(x, "b c t h w -> (b h w) c t")
+
+
+def from_pixels(x: Tensor, batch: int, height: int) -> Tensor:
+    """(B*H*W, C, T) -> (B, C, T, H, W)."""
+    return rearrange(x, "(b h w) c t -> b c t h w", b=batch, h=height)
+
+
+class ChannelNorm(nn.Module):
+    """LayerNorm over the channel axis only (every released VidTok model uses it, eps 1e-6).
+
+    The inner module is named ``norm`` so keys read ``...norm1.norm.weight`` as in the original.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(channels, eps=eps)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.norm(x.movedim(1, -1)).movedim(-1, 1)
+
+
+def causal_front_pad(x: Tensor, frames: int, mode: TimeMode, state: StreamState | None) -> Tensor:
+    """Prepend ``frames`` frames of causal context along dim 2 (works for 3-D and 5-D tensors).
+
+    First chunk: zeros (v1.0) or copies of the first frame (v1.1). Later chunks: the tail of the
+    previous chunk, taken from ``state``; the new tail is put back for the next chunk.
+    """
+    if frames == 0:
+        return x
+    past = state.take() if state is not None else None
+    if past is None:
+        first = x.narrow(2, 0, 1)
+        front = first.expand(*first.shape[:2], frames, *first.shape[3:])
+        if mode is TimeMode.CAUSAL_V1_0:
+            front = torch.zeros_like(front)
+        padded = torch.cat([front, x], dim=2)
+    else:
+        padded = torch.cat([past.to(x.dtype), x], dim=2)
+    if state is not None:
+        state.put(padded.narrow(2, padded.shape[2] - frames, frames))
+    return padded
+
+
+class TimeConv(nn.Module):
+    """A 3-D (or 1-D over time) convolution whose time axis is causal or symmetric.
+
+    Causal: ``kernel_t - stride_t`` frames of front context (see :func:`causal_front_pad`), no
+    temporal padding inside the conv. Non-causal: symmetric zero padding ``time_padding``.
+    Wraps the conv as ``.conv`` so causal keys match the original ``CausalConv3d`` layout.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        *,
+        mode: TimeMode,
+        dims: int = 3,
+        time_stride: int = 1,
+        spatial_stride: int = 1,
+        spatial_padding: int | None = None,
+        time_padding: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.mode = mode
+        self.kernel_size = kernel_size
+        self.time_stride = time_stride
+        self.front = kernel_size - time_stride if mode.causal else 0
+        t_pad = 0 if mode.causal else (kernel_size // 2 if time_padding is None else time_padding)
+        if dims == 1:
+            self.conv: nn.Module = nn.Conv1d(in_channels, out_channels, kernel_size, stride=time_stride, padding=t_pad)
+        else:
+            s_pad = kernel_size // 2 if spatial_padding is None else spatial_padding
+            self.conv = nn.Conv3d(
+                in_channels,
+                out_channels,
+                kernel_size,
+                stride=(time_stride, spatial_stride, spatial_stride),
+                padding=(t_pad, s_pad, s_pad),
+            )
+
+    def forward(self, x: Tensor, state: StreamState | None = None) -> Tensor:
+        if self.front:
+            x = causal_front_pad(x, self.front, self.mode, state)
+        return self.conv(x)
+
+
+def upsample_time(x: Tensor, mode: TimeMode, lead_frames: int = 1) -> Tensor:
+    """Double the frame count of (B, C, T, ...) the way each VidTok convention does.
+
+    v1.1 uses linear interpolation (align_corners=False, edges clamped) and interpolates the first
+    ``lead_frames`` frames separately from the rest, exactly as the original's first chunk does.
+    Computed in fp32 like the original, then cast back.
+    """
+    dtype = x.dtype
+    if mode is not TimeMode.CAUSAL_V1_1:
+        return x.repeat_interleave(2, dim=2)
+    lead = min(lead_frames, x.shape[2])
+    parts = [p for p in (x[:, :, :lead], x[:, :, lead:]) if p.shape[2] > 0]
+    return torch.cat([_linear_double(p.float()) for p in parts], dim=2).to(dtype)
+
+
+def _linear_double(x: Tensor) -> Tensor:
+    """Linear x2 along dim 2 with align_corners=False: out[2i] = .75 x[i] + .25 x[i-1], clamped.
+
+    Written with slicing instead of F.interpolate so it exports to ONNX/TensorRT as plain
+    arithmetic and works for any tensor rank.
+    """
+    prev = torch.cat([x[:, :, :1], x[:, :, :-1]], dim=2)
+    nxt = torch.cat([x[:, :, 1:], x[:, :, -1:]], dim=2)
+    even = 0.75 * x + 0.25 * prev
+    odd = 0.75 * x + 0.25 * nxt
+    return torch.stack([even, odd], dim=3).flatten(2, 3)
+
+
+class SpatialAttention(nn.Module):
+    """VidTok's mid attention: single head over the H*W tokens of each frame, no cross-frame mixing.
+
+    q/k/v/proj_out are 1x1x1 :class:`TimeConv` (kernel 1 needs no causal context).
+    """
+
+    def __init__(self, channels: int, *, mode: TimeMode) -> None:
+        super().__init__()
+        self.norm = ChannelNorm(channels)
+        self.q = TimeConv(channels, channels, 1, mode=mode)
+        self.k = TimeConv(channels, channels, 1, mode=mode)
+        self.v = TimeConv(channels, channels, 1, mode=mode)
+        self.proj_out = TimeConv(channels, channels, 1, mode=mode)
+
+    def forward(self, x: Tensor, state: StreamState | None = None) -> Tensor:
+        """(B, C, T, H, W) -> same."""
+        b, _, t, h, w = x.shape
+        y = self.norm(x)
+        q, k, v = (rearrange(m(y), "b c t h w -> b t (h w) c") for m in (self.q, self.k, self.v))
+        y = F.scaled_dot_product_attention(q, k, v)
+        y = rearrange(y, "b t (h w) c -> b c t h w", h=h)
+        return x + self.proj_out(y)
+
+
+class FrameConv(nn.Module):
+    """A 2-D convolution applied to every frame; same ``.conv`` key level as :class:`TimeConv`."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+
+    def forward(self, x: Tensor, state: StreamState | None = None) -> Tensor:
+        return from_frames(self.conv(to_frames(x)), x.shape[0])
+
+
+def end_conv(in_channels: int, out_channels: int, *, kind: str, mode: TimeMode) -> nn.Module:
+    """conv_in / conv_out: 3x3x3 (VidTok) or 3x3 per frame."""
+    if kind == "2d":
+        return FrameConv(in_channels, out_channels)
+    return TimeConv(in_channels, out_channels, 3, mode=mode)
