@@ -19,6 +19,7 @@ from torch import Tensor
 
 from vidtok_kit import hookimpl
 from vidtok_kit.interfaces import RegOut, Regularizer
+from vidtok_kit.model.layers import no_autocast
 
 __all__ = ["FSQRegularizer"]
 
@@ -105,7 +106,7 @@ class FSQRegularizer(Regularizer):
 
     def forward(self, h: Tensor, *, sample: bool = False, step: int = 0) -> RegOut:
         """(B, C, T, H, W) -> codes (B, C, T, H, W) and indices (B, T, H, W); always fp32."""
-        with torch.autocast(h.device.type, enabled=False):
+        with no_autocast(h):
             z = rearrange(h.float(), "b c t h w -> b t h w c")
             codes = self.quantize(z)
             indices = self.codes_to_indices(codes)

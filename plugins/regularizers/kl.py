@@ -16,6 +16,7 @@ from torch import Tensor
 
 from vidtok_kit import hookimpl
 from vidtok_kit.interfaces import RegOut, Regularizer
+from vidtok_kit.model.layers import no_autocast
 
 __all__ = ["KLRegularizer"]
 
@@ -43,7 +44,7 @@ class KLRegularizer(Regularizer):
     def forward(self, h: Tensor, *, sample: bool = False, step: int = 0) -> RegOut:
         """(B, 2z, T, H, W) -> latent (B, z, T, H, W)."""
         cfg = self.config
-        with torch.autocast(h.device.type, enabled=False):
+        with no_autocast(h):
             h = h.float()
             mean, logvar = h.chunk(2, dim=1)
             logvar = logvar.clamp(cfg.logvar_min, cfg.logvar_max)

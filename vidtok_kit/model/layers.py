@@ -11,8 +11,10 @@ The causal conventions are VidTok's (see ``shared/spec/vidtok-reference.md`` §2
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +32,7 @@ __all__ = [
     "end_conv",
     "from_frames",
     "from_pixels",
+    "no_autocast",
     "swish",
     "to_frames",
     "to_pixels",
@@ -261,3 +264,10 @@ def end_conv(in_channels: int, out_channels: int, *, kind: str, mode: TimeMode) 
     if kind == "2d":
         return FrameConv(in_channels, out_channels)
     return TimeConv(in_channels, out_channels, 3, mode=mode)
+
+
+def no_autocast(x: Tensor) -> contextlib.AbstractContextManager[Any]:
+    """Disable autocast for ``x``'s device (quantizers and KL run in fp32); a no-op on meta."""
+    if x.device.type in ("cpu", "cuda", "xpu", "mps"):
+        return torch.autocast(x.device.type, enabled=False)
+    return contextlib.nullcontext()

@@ -1,0 +1,87 @@
+"""Parameter and multiply-accumulate counts of a recipe, without allocating real tensors.
+
+The model is built on the meta device and one encode + decode runs under
+``torch.utils.flop_counter.FlopCounterMode``, which counts 2 FLOPs per multiply-accumulate for
+convolutions, matmuls and attention (the VidTok paper's "TFLOPs" are MACs: 10.35 T for the 4x8x8
+model at 17x256x256). The regularizer's training losses are not part of inference and not counted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from vidtok_kit.model.autoencoder import VideoTokenizer
+
+__all__ = ["Profile", "profile_model"]
+
+
+@attrs.frozen(kw_only=True)
+class Profile:
+    params_total: int
+    params_encoder: int
+    params_decoder: int
+    params_regularizer: int
+    shape: tuple[int, int, int]
+    latent_shape: tuple[int, ...]
+    flops_encoder: int
+    flops_decoder: int
+
+    @property
+    def flops(self) -> int:
+        return self.flops_encoder + self.flops_decoder
+
+    @property
+    def macs(self) -> int:
+        return self.flops // 2
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "params": {
+                "total": self.params_total,
+                "encoder": self.params_encoder,
+                "decoder": self.params_decoder,
+                "regularizer": self.params_regularizer,
+            },
+            "shape": list(self.shape),
+            "latent_shape": list(self.latent_shape),
+            "macs": self.macs,
+            "flops": self.flops,
+            "macs_encoder": self.flops_encoder // 2,
+            "macs_decoder": self.flops_decoder // 2,
+        }
+
+
+def _count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def profile_model(model: VideoTokenizer, shape: tuple[int, int, int]) -> Profile:
+    """Count parameters and the FLOPs of encoding + decoding one (1, C, T, H, W) clip.
+
+    :param model: any tokenizer; a meta-device model is cheapest (nothing is computed).
+    :param shape: (T, H, W) of the input clip.
+    """
+    t, h, w = shape
+    device = next(model.parameters()).device
+    x = torch.zeros(1, model.config.in_channels, t, h, w, device=device)
+    model.check_video(x)
+    with torch.no_grad():
+        with FlopCounterMode(display=False) as enc_counter:
+            enc = model.encoder(model.pad_frames(x))
+        latent = model.regularizer(enc).latent
+        with FlopCounterMode(display=False) as dec_counter:
+            model.decoder(latent)
+    return Profile(
+        params_total=_count(model),
+        params_encoder=_count(model.encoder),
+        params_decoder=_count(model.decoder),
+        params_regularizer=_count(model.regularizer),
+        shape=(t, h, w),
+        latent_shape=tuple(latent.shape),
+        flops_encoder=int(enc_counter.get_total_flops()),
+        flops_decoder=int(dec_counter.get_total_flops()),
+    )
