@@ -20,7 +20,7 @@ from vidtok_kit.errors import VidtokError
 __all__ = ["COMMAND_MODULES", "cli", "main"]
 
 #: modules whose ``commands`` list is added to the root group (core subsystems, not plugins)
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("vidtok_kit.evaluation.commands", "vidtok_kit.ablation.commands", "vidtok_kit.tokenize.commands", "vidtok_kit.train.commands")
 
 _STATE: dict[str, Any] = {}
 
@@ -117,11 +117,14 @@ def recipe_show(recipe: Path, overrides: tuple[str, ...]) -> None:
 @recipe_group.command("check")
 @click.argument("recipes", nargs=-1, required=True, type=click.Path(path_type=Path))
 def recipe_check(recipes: tuple[Path, ...]) -> None:
-    """Validate recipes without building a model."""
+    """Validate recipes; the model is assembled on the meta device (no memory, no weights)
+    so that mismatches between components (e.g. FSQ levels vs z_channels) are caught too."""
+    from vidtok_kit.model.autoencoder import build_model
     from vidtok_kit.recipe import load_recipe
 
     for path in recipes:
-        load_recipe(path, registry=_registry())
+        recipe = load_recipe(path, registry=_registry())
+        build_model(recipe.model, registry=_registry(), device="meta")
         click.echo(f"{path}: ok")
 
 

@@ -141,8 +141,15 @@ class TemporalSamplerPair(SamplerPair):
 
     ``lead_frames`` is how many leading frames of a causal clip belong to its first latent at that
     depth (1 at the deepest temporal upsampler, doubling outward): VidTok v1.1 interpolates them on
-    their own so the first, image-like latent never blends with the next one.
+    their own so the first, image-like latent never blends with the next one. An ``Up`` that
+    interpolates with :func:`~vidtok_kit.model.layers.upsample_time` must pass it its ``state``:
+    v1.1 interpolation looks one frame ahead, and streaming holds that frame in the state.
     """
+
+    #: True for a joint space-time sampler: at levels that resample both time and space its
+    #: ``Down`` / ``Up`` also halve / double H and W and replace the spatial sampler there (one
+    #: strided 3-D conv, as in fully 3-D tokenizers; the paper's Table 2 Variant 1).
+    joint: ClassVar[bool] = False
 
     @classmethod
     def out_frames(cls, frames: int) -> int:

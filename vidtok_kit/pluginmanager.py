@@ -36,11 +36,14 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "vidtok_kit.plugins.temporal.alphablender",
     "vidtok_kit.plugins.temporal.conv1d",
     "vidtok_kit.plugins.temporal.conv3d",
+    "vidtok_kit.plugins.temporal.joint3d",
     "vidtok_kit.plugins.fusion.res2plus1d",
     "vidtok_kit.plugins.fusion.res3d",
     "vidtok_kit.plugins.fusion.res2d",
     "vidtok_kit.plugins.regularizers.kl",
     "vidtok_kit.plugins.regularizers.fsq",
+    "vidtok_kit.plugins.regularizers.vq",
+    "vidtok_kit.plugins.regularizers.lfq",
     "vidtok_kit.export.commands",
 )
 
@@ -131,6 +134,9 @@ def build_registry(plugins: PluginSet) -> ComponentRegistry:
                 plugins.record_broken(origin, exc)
                 registry.broken.append(plugins.broken[-1])
                 continue
+            # hookimpls are called directly (to keep provenance), so pluggy's own hook tracing never
+            # sees these calls: report them to the trace (a no-op unless VIDTOK_KIT_TRACE_PLUGINS)
+            plugins.pm.trace.root.get("hook")(hook_name, impl.plugin_name, [getattr(c, "name", c) for c in classes])
             for cls in classes:
                 registry.add(kind, cls, origin)
     return registry

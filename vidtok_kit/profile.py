@@ -69,12 +69,20 @@ def profile_model(model: VideoTokenizer, shape: tuple[int, int, int]) -> Profile
     device = next(model.parameters()).device
     x = torch.zeros(1, model.config.in_channels, t, h, w, device=device)
     model.check_video(x)
-    with torch.no_grad():
-        with FlopCounterMode(display=False) as enc_counter:
-            enc = model.encoder(model.pad_frames(x))
-        latent = model.regularizer(enc).latent
-        with FlopCounterMode(display=False) as dec_counter:
-            model.decoder(latent)
+    # Inference is what is counted: in training mode a regularizer adds its losses and batch
+    # statistics (FSQ's entropy terms, code-usage bincounts), which are not inference FLOPs and
+    # partly have no meta-device kernels.
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            with FlopCounterMode(display=False) as enc_counter:
+                enc = model.encoder(model.pad_frames(x))
+            latent = model.regularizer(enc).latent
+            with FlopCounterMode(display=False) as dec_counter:
+                model.decoder(latent)
+    finally:
+        model.train(was_training)
     return Profile(
         params_total=_count(model),
         params_encoder=_count(model.encoder),

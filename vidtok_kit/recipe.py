@@ -9,7 +9,6 @@ Every error is one line naming the file, the TOML path and what is allowed.
 from __future__ import annotations
 
 import copy
-import math
 import tomllib
 import typing
 from collections.abc import Iterable, Mapping
@@ -195,11 +194,16 @@ class LossConfig:
     lpips_weights: str = ""
     #: learnable log-variance of the reconstruction NLL, initial value
     logvar_init: float = 0.0
-    #: adversarial weight (x adaptive weight), and the step it starts at
+    #: adversarial weight (x adaptive weight), and the training step it starts at. Steps here are
+    #: iterations; the original's 20001 counted two optimizer steps per iteration (~ iteration 10000)
     disc_weight: float = attrs.field(default=0.2, validator=v.ge(0.0))
     disc_start: int = attrs.field(default=20001, validator=v.ge(0))
+    #: factor on both GAN terms once active; 0 turns the GAN (and the discriminator step) off
+    disc_factor: float = attrs.field(default=1.0, validator=v.ge(0.0))
     #: "2d" (per-frame PatchGAN, VidTok) or "3d"
     disc_type: str = attrs.field(default="2d", validator=v.in_(("2d", "3d")))
+    #: down-sampling layers of the PatchGAN
+    disc_num_layers: int = attrs.field(default=3, validator=v.ge(1))
     disc_lr: float = attrs.field(default=1e-5, validator=v.gt(0.0))
     lecam_weight: float = attrs.field(default=0.005, validator=v.ge(0.0))
     #: multiplier on the regularizer's own (already weighted) loss
@@ -208,7 +212,8 @@ class LossConfig:
 
 @attrs.frozen(kw_only=True)
 class TrainConfig:
-    """Optimisation and run settings."""
+    """Optimisation and run settings. Steps are training iterations (one generator + one
+    discriminator update each); ``batch_size`` is per process."""
 
     steps: int = attrs.field(default=50_000, validator=v.ge(1))
     batch_size: int = attrs.field(default=2, validator=v.ge(1))
@@ -220,18 +225,26 @@ class TrainConfig:
     lr: float = attrs.field(default=1e-5, validator=v.gt(0.0))
     betas: tuple[float, ...] = attrs.field(default=(0.9, 0.999), converter=tuple, validator=v.min_len(2))
     weight_decay: float = attrs.field(default=0.0, validator=v.ge(0.0))
+    #: max gradient norm of each optimizer (0 = no clipping)
     grad_clip: float = attrs.field(default=20.0, validator=v.ge(0.0))
     warmup_steps: int = attrs.field(default=0, validator=v.ge(0))
     #: "constant" or "cosine" after warm-up
     lr_schedule: str = attrs.field(default="constant", validator=v.in_(("constant", "cosine")))
+    #: the cosine schedule ends at lr * lr_min_ratio
+    lr_min_ratio: float = attrs.field(default=0.0, validator=[v.ge(0.0), v.le(1.0)])
     #: "fp32" or "bf16" (autocast)
     precision: str = attrs.field(default="bf16", validator=v.in_(("fp32", "bf16")))
     #: EMA decay of the weights (0 = no EMA)
     ema_decay: float = attrs.field(default=0.0, validator=[v.ge(0.0), v.lt(1.0)])
     seed: int = 42
+    #: "auto" (cuda:LOCAL_RANK when CUDA is available, else cpu), "cpu", "cuda"
+    device: str = attrs.field(default="auto", validator=v.in_(("auto", "cpu", "cuda")))
+    #: deterministic kernels (torch.use_deterministic_algorithms); slower on GPU
+    deterministic: bool = False
     #: module prefixes whose weights are frozen (stage 2: ["encoder"])
     frozen: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    #: checkpoint to start from (stage 2 starts from stage 1); "" = random init
+    #: weights to start from (stage 2 starts from stage 1): a run directory (its latest
+    #: checkpoint), a checkpoint directory or a model .safetensors; "" = random init
     init_from: str = ""
     log_every: int = attrs.field(default=10, validator=v.ge(1))
     save_every: int = attrs.field(default=1000, validator=v.ge(1))
@@ -250,14 +263,30 @@ class DataConfig:
     train: str = "builtin:samples"
     #: root that relative paths in a list are resolved against ("" = the list's folder)
     root: str = ""
-    #: validation videos (same forms as ``train``; "" = none)
+    #: validation videos (same forms as ``train``); "" = hold ``val_holdout`` videos of ``train``
+    #: out (for builtin:samples: bikes.mp4); "none" = no validation
     val: str = ""
+    val_holdout: int = attrs.field(default=1, validator=v.ge(0))
+    #: at most this many validation clips (the first clip of each validation video)
+    val_clips: int = attrs.field(default=4, validator=v.ge(1))
     #: frames per second clips are sampled at (the paper trains at 3)
     sample_fps: float = attrs.field(default=3.0, validator=v.gt(0.0))
     val_sample_fps: float = attrs.field(default=8.0, validator=v.gt(0.0))
+    #: shorter side is resized to this before the train.resolution crop (0 = train.resolution);
+    #: larger values make random crops see more distinct patches of a small dataset
+    resize: int = attrs.field(default=0, validator=v.ge(0))
     #: "random" or "center" crop after resizing the shorter side
     crop: str = attrs.field(default="random", validator=v.in_(("random", "center")))
+    #: random augmentations of training clips, each applied with probability 1/2: "hflip",
+    #: "vflip", "reverse" (time), "rgb_shuffle" (permute colour channels), "invert" (negative);
+    #: an autoencoder must reconstruct whatever it is shown, so these only add data
+    augment: tuple[str, ...] = attrs.field(
+        default=(), converter=tuple, validator=v.deep_iterable(v.in_(("hflip", "vflip", "reverse", "rgb_shuffle", "invert")))
+    )
     num_workers: int = attrs.field(default=2, validator=v.ge(0))
+    #: per-worker cache of decoded, resized videos in MB (0 = decode a window per clip); worth it
+    #: for small datasets such as the built-in samples
+    cache_mb: int = attrs.field(default=0, validator=v.ge(0))
 
 
 @attrs.frozen(kw_only=True)
@@ -402,6 +431,10 @@ def _check_components(data: Mapping[str, Any], registry: ComponentRegistry, sour
 
 def _format_exception(exc: BaseException, type_: Any) -> str:
     if isinstance(exc, (ValueError, TypeError)) and not isinstance(exc, cattrs.ForbiddenExtraKeysError) and str(exc):
+        # attrs' ``in_`` validator raises ValueError(message, attribute, options, value): its str()
+        # would be that whole tuple, Attribute repr included; the message alone is the one line
+        if len(exc.args) > 1 and isinstance(exc.args[0], str):
+            return exc.args[0]
         return str(exc)
     return cattrs.v.format_exception(exc, type_)
 
@@ -463,8 +496,8 @@ def _drop_none(value: Any) -> Any:
         return {k: _drop_none(v_) for k, v_ in value.items() if v_ is not None}
     if isinstance(value, (list, tuple)):
         return [_drop_none(v_) for v_ in value]
-    if isinstance(value, float) and math.isinf(value):
-        return str(value)
+    # floats stay floats, inf included: TOML writes and reads ``inf`` natively, while the string
+    # "inf" would not load back into a float field
     return value
 
 

@@ -80,10 +80,16 @@ class ComponentRegistry:
 
     def get(self, kind: str, name: str) -> Any:
         """The class registered as ``name``; unknown names list what is available and what broke."""
+        self._check_kind(kind)
         try:
             return self._components[kind][name][0]
         except KeyError:
             raise ComponentError(self.unknown_message(kind, name)) from None
+
+    @staticmethod
+    def _check_kind(kind: str) -> None:
+        if kind not in KINDS:
+            raise ComponentError(f"unknown component kind {kind!r}; kinds are {', '.join(KINDS)}")
 
     def unknown_message(self, kind: str, name: str) -> str:
         label = KINDS[kind][2]
@@ -96,6 +102,7 @@ class ComponentRegistry:
         return self._components[kind][name][1]
 
     def names(self, kind: str) -> list[str]:
+        self._check_kind(kind)
         return sorted(self._components[kind])
 
     def items(self, kind: str) -> Iterator[tuple[str, type, Origin]]:

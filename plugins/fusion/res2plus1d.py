@@ -14,7 +14,7 @@ from torch import Tensor
 from vidtok_kit import hookimpl
 from vidtok_kit.interfaces import FusionBlock
 from vidtok_kit.model.blocks import ResBlock2d, TemporalResBlock
-from vidtok_kit.model.layers import StreamState, TimeMode, from_frames, from_pixels, to_frames, to_pixels
+from vidtok_kit.model.layers import StreamState, TimeMode, from_frames, to_frames
 
 __all__ = ["Res2Plus1dBlock"]
 
@@ -37,9 +37,8 @@ class Res2Plus1dBlock(FusionBlock):
 
     def forward(self, x: Tensor, state: StreamState | None = None) -> Tensor:
         """(B, C_in, T, H, W) -> (B, C_out, T, H, W)."""
-        b, h = x.shape[0], x.shape[3]
-        y = from_frames(self.spatial.forward_frames(to_frames(x)), b)
-        return from_pixels(self.temporal.forward_pixels(to_pixels(y), state), b, h)
+        y = from_frames(self.spatial.forward_frames(to_frames(x)), x.shape[0])
+        return self.temporal(y, state)
 
 
 @hookimpl

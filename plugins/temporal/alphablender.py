@@ -66,7 +66,7 @@ class AlphaBlenderUp(nn.Module):
     def forward(self, x: Tensor, state: StreamState | None = None) -> Tensor:
         """(B, C, T, H, W) -> (B, C, 2T, H, W)."""
         alpha = torch.sigmoid(self.mix_factor).to(x.dtype)
-        up = upsample_time(x, self.mode, self.lead_frames)
+        up = upsample_time(x, self.mode, self.lead_frames, state)
         return alpha * up + (1 - alpha) * self.conv(up, state)
 
 

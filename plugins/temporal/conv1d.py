@@ -48,7 +48,7 @@ class Conv1dTemporalUp(nn.Module):
         self.conv = TimeConv(channels, channels, 3, mode=mode, dims=1)
 
     def forward(self, x: Tensor, state: StreamState | None = None) -> Tensor:
-        up = upsample_time(x, self.mode, self.lead_frames)
+        up = upsample_time(x, self.mode, self.lead_frames, state)
         return from_pixels(self.conv(to_pixels(up), state), x.shape[0], x.shape[3])
 
 

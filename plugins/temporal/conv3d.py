@@ -46,7 +46,7 @@ class Conv3dTemporalUp(nn.Module):
         self.conv = TimeConv(channels, channels, 3, mode=mode)
 
     def forward(self, x: Tensor, state: StreamState | None = None) -> Tensor:
-        return self.conv(upsample_time(x, self.mode, self.lead_frames), state)
+        return self.conv(upsample_time(x, self.mode, self.lead_frames, state), state)
 
 
 class Conv3dTemporalSampler(TemporalSamplerPair):

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from vidtok_kit.errors import InputError
+from vidtok_kit.errors import InputError, RecipeError
 from vidtok_kit.interfaces import RegOut
 from vidtok_kit.model import frames as frame_rules
 from vidtok_kit.model.decoder import Decoder
@@ -161,7 +161,12 @@ def build_model(recipe: Recipe | ModelConfig | Any, *, registry: ComponentRegist
 
         registry = default_registry()
     cfg = recipe if isinstance(recipe, ModelConfig) else load_recipe(recipe, registry=registry).model
-    if device is not None:
-        with torch.device(device):
-            return VideoTokenizer(cfg, registry)
-    return VideoTokenizer(cfg, registry)
+    try:
+        if device is not None:
+            with torch.device(device):
+                return VideoTokenizer(cfg, registry)
+        return VideoTokenizer(cfg, registry)
+    except ValueError as exc:
+        # a component rejecting its structural arguments (e.g. FSQ levels vs z_channels): these
+        # combinations pass recipe validation, so say it in one line instead of a traceback
+        raise RecipeError(f"cannot build the model: {exc}") from exc

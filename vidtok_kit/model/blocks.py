@@ -14,10 +14,8 @@ from vidtok_kit.model.layers import (
     TimeConv,
     TimeMode,
     from_frames,
-    from_pixels,
     swish,
     to_frames,
-    to_pixels,
 )
 
 __all__ = ["ResBlock2d", "ResBlock3d", "TemporalResBlock"]
@@ -65,14 +63,14 @@ class TemporalResBlock(nn.Module):
         nn.init.zeros_(self.conv2.conv.bias)
 
     def forward_pixels(self, x: Tensor, state: StreamState | None = None) -> Tensor:
-        """(N, C, T) -> (N, C, T)."""
+        """(N, C, T) -> (N, C, T); also takes (B, C, T, H, W) directly (see :meth:`forward`)."""
         h = self.conv1(swish(self.norm1(x)), state)
         h = self.conv2(self.dropout(swish(self.norm2(h))), state)
         return x + h
 
     def forward(self, x: Tensor, state: StreamState | None = None) -> Tensor:
-        """(B, C, T, H, W) -> same."""
-        return from_pixels(self.forward_pixels(to_pixels(x), state), x.shape[0], x.shape[3])
+        """(B, C, T, H, W) -> same, computed on the 5-D tensor (per-pixel convs as (3, 1, 1) Conv3d)."""
+        return self.forward_pixels(x, state)
 
 
 class ResBlock3d(nn.Module):

@@ -40,7 +40,13 @@ class Decoder(nn.Module):
             for j in range(cfg.num_res_blocks + 1):
                 level.block.append(build_block(cfg, registry, "block", block_in if j == 0 else block_out, block_out))
             block_in = block_out
-            if i in cfg.spatial_up:
+            if i in cfg.spatial_up and i in cfg.temporal_up and temporal.joint:
+                # a joint space-time sampler doubles T, H and W in one module (fully 3-D variant)
+                level.upsample = temporal.Up(
+                    cfg.temporal_sampler.config, channels=block_out, mode=mode, lead_frames=lead_frames
+                )
+                lead_frames *= 2
+            elif i in cfg.spatial_up:
                 level.upsample = spatial.Up(cfg.spatial_sampler.config, channels=block_out, mode=mode)
                 if i in cfg.temporal_up:
                     level.time_upsample = temporal.Up(

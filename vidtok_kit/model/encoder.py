@@ -57,7 +57,10 @@ class Encoder(nn.Module):
             level.block = nn.ModuleList()
             for j in range(cfg.num_res_blocks):
                 level.block.append(build_block(cfg, registry, "block", block_in if j == 0 else block_out, block_out))
-            if i in cfg.spatial_down:
+            if i in cfg.spatial_down and i in cfg.temporal_down and temporal.joint:
+                # a joint space-time sampler halves T, H and W in one module (fully 3-D variant)
+                level.downsample = temporal.Down(cfg.temporal_sampler.config, channels=block_out, mode=mode)
+            elif i in cfg.spatial_down:
                 level.downsample = spatial.Down(cfg.spatial_sampler.config, channels=block_out, mode=mode)
                 if i in cfg.temporal_down:
                     level.time_downsample = temporal.Down(cfg.temporal_sampler.config, channels=block_out, mode=mode)

@@ -62,12 +62,15 @@ class StreamState:
     Every causal module that needs frames from before the current chunk calls :meth:`take` once and
     then :meth:`put` once, in a fixed module order, so the list of tensors lines up call after call.
     ``past=None`` means "this is the first chunk": modules then use their first-chunk padding.
+    ``final=True`` means "no chunk follows": modules that hold frames back for look-ahead (v1.1
+    linear time upsampling, see :func:`upsample_time`) emit them, clamping at the end of the clip.
     Nothing is stored on modules, so the same model can stream several videos at once and export
     the step as a graph with cache tensors as inputs and outputs.
     """
 
-    def __init__(self, past: Sequence[Tensor] | None = None) -> None:
+    def __init__(self, past: Sequence[Tensor] | None = None, *, final: bool = False) -> None:
         self.past = tuple(past) if past is not None else None
+        self.final = final
         self.present: list[Tensor] = []
         self._cursor = 0
 
@@ -126,7 +129,9 @@ class ChannelNorm(nn.Module):
         self.norm = nn.LayerNorm(channels, eps=eps)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.norm(x.movedim(1, -1)).movedim(-1, 1)
+        # explicit last index: the legacy ONNX exporter writes movedim(-1, 1) as an invalid perm
+        last = x.ndim - 1
+        return self.norm(x.movedim(1, last)).movedim(last, 1)
 
 
 def causal_front_pad(x: Tensor, frames: int, mode: TimeMode, state: StreamState | None) -> Tensor:
@@ -193,22 +198,74 @@ class TimeConv(nn.Module):
     def forward(self, x: Tensor, state: StreamState | None = None) -> Tensor:
         if self.front:
             x = causal_front_pad(x, self.front, self.mode, state)
+        if x.ndim == 5 and isinstance(self.conv, nn.Conv1d):
+            # a per-pixel 1-D conv run on (B, C, T, H, W) directly as a (k, 1, 1) Conv3d with the
+            # same weights: no (B*H*W, C, T) copies, and ~2x faster in oneDNN (same numbers).
+            conv = self.conv
+            return F.conv3d(x, conv.weight[..., None, None], conv.bias, (conv.stride[0], 1, 1), (conv.padding[0], 0, 0))
         return self.conv(x)
 
 
-def upsample_time(x: Tensor, mode: TimeMode, lead_frames: int = 1) -> Tensor:
+def upsample_time(x: Tensor, mode: TimeMode, lead_frames: int = 1, state: StreamState | None = None) -> Tensor:
     """Double the frame count of (B, C, T, ...) the way each VidTok convention does.
 
     v1.1 uses linear interpolation (align_corners=False, edges clamped) and interpolates the first
     ``lead_frames`` frames separately from the rest, exactly as the original's first chunk does.
     Computed in fp32 like the original, then cast back.
+
+    Streaming (``state`` given, v1.1): output frames ``2i, 2i+1`` need input ``i + 1``, so the
+    last input frame of a chunk is held back in the state and its outputs are emitted with the
+    next chunk (or, on the ``final`` chunk, with the end clamp): every later layer sees the same
+    frames as in a whole-clip run, one input frame late. Nearest upsampling is local: no state.
     """
     dtype = x.dtype
     if mode is not TimeMode.CAUSAL_V1_1:
         return x.repeat_interleave(2, dim=2)
+    if state is not None:
+        return _linear_double_stream(x, lead_frames, state).to(dtype)
     lead = min(lead_frames, x.shape[2])
     parts = [p for p in (x[:, :, :lead], x[:, :, lead:]) if p.shape[2] > 0]
     return torch.cat([_linear_double(p.float()) for p in parts], dim=2).to(dtype)
+
+
+def _linear_double_stream(x: Tensor, lead_frames: int, state: StreamState) -> Tensor:
+    """One streaming step of v1.1 time upsampling; state = the last two input frames (a, held).
+
+    First chunk: the ``lead_frames`` frames are doubled on their own (both edges clamped), as in
+    :func:`upsample_time`; the rest starts with a clamped left edge. Every step emits the outputs
+    of the held frame and of all new frames but the last, which becomes the new held frame (with
+    its left neighbour, so the next step can form ``.75 x[i] + .25 x[i-1]``). ``final`` emits
+    everything with the right edge clamped. The arithmetic is :func:`_linear_double`'s, term for
+    term, so streamed frames equal whole-clip frames bit for bit.
+    """
+    past = state.take()
+    parts: list[Tensor] = []
+    if past is None:
+        lead = min(lead_frames, x.shape[2])
+        if lead < lead_frames and not state.final:
+            raise ValueError(
+                f"the first chunk reaching a v1.1 time upsampler has {x.shape[2]} frames, fewer than the "
+                f"{lead_frames} frames of latent 0: start the stream with at least one whole latent"
+            )
+        parts.append(_linear_double(x[:, :, :lead].float()))
+        x = x[:, :, lead:]
+        if x.shape[2] == 0:
+            # Nothing after latent 0 yet: the next chunk starts the clamped part (empty state).
+            state.put(x)
+            return parts[0]
+        extended = torch.cat([x[:, :, :1], x], dim=2)
+    elif past.shape[2] == 0:
+        extended = torch.cat([x[:, :, :1], x], dim=2)
+    else:
+        extended = torch.cat([past.to(x.dtype), x], dim=2)
+    if state.final:
+        parts.append(_linear_interior(torch.cat([extended, extended[:, :, -1:]], dim=2).float()))
+    elif extended.shape[2] > 2:
+        parts.append(_linear_interior(extended.float()))
+    state.put(extended[:, :, -2:])
+    if not parts:  # a single new frame after an empty state: it is held, nothing to emit yet
+        return x.new_empty((*x.shape[:2], 0, *x.shape[3:]), dtype=torch.float32)
+    return torch.cat(parts, dim=2)
 
 
 def _linear_double(x: Tensor) -> Tensor:
@@ -221,6 +278,14 @@ def _linear_double(x: Tensor) -> Tensor:
     nxt = torch.cat([x[:, :, 1:], x[:, :, -1:]], dim=2)
     even = 0.75 * x + 0.25 * prev
     odd = 0.75 * x + 0.25 * nxt
+    return torch.stack([even, odd], dim=3).flatten(2, 3)
+
+
+def _linear_interior(e: Tensor) -> Tensor:
+    """Linear x2 of frames ``e[1:-1]`` whose neighbours ``e[0]`` and ``e[-1]`` are given (2(n-2) frames)."""
+    mid = e[:, :, 1:-1]
+    even = 0.75 * mid + 0.25 * e[:, :, :-2]
+    odd = 0.75 * mid + 0.25 * e[:, :, 2:]
     return torch.stack([even, odd], dim=3).flatten(2, 3)
 
 

@@ -1,0 +1,148 @@
+"""Encode / decode speed of the exported graphs against PyTorch, as ratios from one run.
+
+Backends timed on the same input (median of ``--repeat`` runs after one warm-up):
+
+* PyTorch eager fp32 (the reference, ratio 1.00) and PyTorch bf16 (autocast, as training runs);
+* ONNX Runtime fp32 on the CPU;
+* where a CUDA GPU is visible: PyTorch fp32 / bf16 on the GPU, ONNX Runtime's CUDA provider (if
+  onnxruntime-gpu is installed) and TensorRT engines (if tensorrt is installed; ``--precision``).
+
+The model is exported once into a temporary directory at exactly the benchmark shape (so a
+TensorRT profile fits it), with the usual parity check. Ratios are speed-ups over PyTorch fp32 on
+the CPU: 2.0 means twice as fast.
+
+Usage::
+
+    python benchmarks/export.py                                   # fsq_488, 1x3x9x64x64, CPU
+    python benchmarks/export.py --recipe recipes/tiny/kl_causal.toml --shape 9x32x32 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["main", "run"]
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _time(fn: Callable[[], Any], repeat: int, cuda: bool) -> float:
+    fn()  # warm-up: first-call allocations, cudnn / ORT kernel selection
+    times = []
+    for _ in range(repeat):
+        if cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def run(recipe: str | Path, *, shape: tuple[int, int, int], batch: int = 1, repeat: int = 3,
+        checkpoint: str | Path | None = None, precision: str = "fp16", log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Time every available backend; returns {"rows": [{backend, encode_s, decode_s, encode_x, decode_x}], ...}."""
+    from vidtok_kit.export.deps import MissingDependencyError, require_tensorrt
+    from vidtok_kit.export.pipeline import export_tokenizer
+
+    from vidtok_kit import runtime
+    from vidtok_kit.convert.checkpoint import load_tokenizer
+
+    t, h, w = shape
+    model = load_tokenizer(recipe, checkpoint=checkpoint).eval()
+    x = torch.rand(batch, model.config.in_channels, t, h, w, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        latent = model.encode(x).latent
+    cuda = torch.cuda.is_available()
+    trt_ok = False
+    if cuda:
+        try:
+            require_tensorrt()
+            trt_ok = True
+        except MissingDependencyError as exc:
+            log(f"TensorRT skipped: {exc}")
+    rows: list[dict[str, Any]] = []
+
+    def add(name: str, enc: Callable[[], Any], dec: Callable[[], Any], on_cuda: bool = False) -> None:
+        with torch.no_grad():
+            e, d = _time(enc, repeat, on_cuda), _time(dec, repeat, on_cuda)
+        rows.append({"backend": name, "encode_s": e, "decode_s": d})
+        log(f"{name:<28} encode {e:8.3f} s   decode {d:8.3f} s")
+
+    add("pytorch-cpu-fp32", lambda: model.encode(x), lambda: model.decode(latent))
+
+    def bf16(fn: Callable[[], Any], device: str) -> Callable[[], Any]:
+        def call() -> Any:
+            with torch.autocast(device, dtype=torch.bfloat16):
+                return fn()
+
+        return call
+
+    add("pytorch-cpu-bf16", bf16(lambda: model.encode(x), "cpu"), bf16(lambda: model.decode(latent), "cpu"))
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        export_tokenizer(recipe, Path(tmp) / "export", checkpoint=checkpoint, shapes=f"{t}x{h}x{w}",
+                         batch=(batch, batch, batch), stream_chunk=None, trt=trt_ok,
+                         precision=precision if trt_ok else "fp32", log=lambda s: None)
+        export_s = time.perf_counter() - start
+        log(f"export (+ parity) took {export_s:.1f} s")
+        ort_cpu = runtime.load(Path(tmp) / "export", threads=torch.get_num_threads())
+        add("onnxruntime-cpu-fp32", lambda: ort_cpu.encode(x), lambda: ort_cpu.decode(latent))
+        if cuda:
+            model_gpu, xg, zg = model.cuda(), x.cuda(), latent.cuda()
+            add("pytorch-cuda-fp32", lambda: model_gpu.encode(xg), lambda: model_gpu.decode(zg), True)
+            add("pytorch-cuda-bf16", bf16(lambda: model_gpu.encode(xg), "cuda"), bf16(lambda: model_gpu.decode(zg), "cuda"), True)
+            try:
+                ort_gpu = runtime.load(Path(tmp) / "export", device="cuda")
+                add("onnxruntime-cuda-fp32", lambda: ort_gpu.encode(xg), lambda: ort_gpu.decode(zg), True)
+            except Exception as exc:  # no CUDA provider in this onnxruntime install
+                log(f"onnxruntime-cuda skipped: {str(exc).splitlines()[0]}")
+            if trt_ok:
+                engine = runtime.load(Path(tmp) / "export", backend="tensorrt")
+                add(f"tensorrt-{precision}", lambda: engine.encode(xg), lambda: engine.decode(zg), True)
+    ref = rows[0]
+    for row in rows:
+        row["encode_x"] = ref["encode_s"] / row["encode_s"]
+        row["decode_x"] = ref["decode_s"] / row["decode_s"]
+    return {
+        "recipe": str(recipe), "input": [batch, model.config.in_channels, t, h, w], "repeat": repeat,
+        "threads": torch.get_num_threads(), "torch": torch.__version__, "export_s": export_s, "rows": rows,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recipe", default=str(REPO / "recipes" / "fsq_488.toml"))
+    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--shape", default="9x64x64", help="TxHxW")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch and ONNX Runtime CPU threads")
+    parser.add_argument("--precision", default="fp16", choices=["fp32", "fp16", "bf16"], help="TensorRT engines")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    t, h, w = (int(v) for v in args.shape.split("x"))
+    result = run(args.recipe, shape=(t, h, w), batch=args.batch, repeat=args.repeat, checkpoint=args.checkpoint,
+                 precision=args.precision, log=(lambda s: None) if args.json else print)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(f"\nspeed-up over PyTorch eager fp32 on the CPU ({result['threads']} threads), input {result['input']}:")
+    for row in result["rows"]:
+        print(f"  {row['backend']:<28} encode x{row['encode_x']:5.2f}   decode x{row['decode_x']:5.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""The inference fast path (:mod:`vidtok_kit.fast`) equals the reference path on tiny models.
+
+Speed targets are not tested here (they live in ``benchmarks/inference.py``, run by hand); these
+tests pin the numbers: channels-last, inference mode and chunked time change nothing beyond fp32
+rounding, the 5-D temporal convolution equals the per-pixel Conv1d, and bf16 stays close.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vidtok_kit import fast
+from vidtok_kit.model.blocks import TemporalResBlock
+from vidtok_kit.model.layers import StreamState, TimeConv, TimeMode, from_pixels, to_pixels
+from vidtok_kit.testing import tiny_model
+
+CASES = [(True, "kl"), (True, "fsq"), (False, "kl")]
+
+
+def _model(causal: bool, reg: str):
+    torch.manual_seed(0)
+    kw: dict = {"causal": causal, "version": "v1.1"}
+    if reg == "fsq":
+        kw.update(regularizer={"kind": "fsq", "levels": [8, 8, 8]}, z_channels=3)
+    model = tiny_model(**kw).eval()
+    with torch.no_grad():
+        for p in model.parameters():  # wake the zero-initialised temporal convs
+            p.add_(torch.randn_like(p) * 0.1)
+    return model
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["whole", "chunked"])
+@pytest.mark.parametrize(("causal", "reg"), CASES, ids=[f"{'causal' if c else 'noncausal'}-{r}" for c, r in CASES])
+def test_fast_equals_reference(causal: bool, reg: str, chunked: bool) -> None:
+    model = _model(causal, reg)
+    frames = 17 if causal else 16
+    x = torch.rand(1, 3, frames, 32, 32) * 2 - 1
+    with torch.no_grad():
+        ref = model.encode(x)
+        recon = model.decode(ref.latent)
+    latent = fast.encode(model, x, chunked=chunked, chunk_latents=1)
+    assert latent.shape == ref.latent.shape and latent.dtype == torch.float32
+    torch.testing.assert_close(latent, ref.latent, atol=1e-5, rtol=0)
+    out = fast.decode(model, ref.latent, chunked=chunked, chunk_latents=1)
+    assert out.shape == recon.shape
+    torch.testing.assert_close(out, recon, atol=1e-5, rtol=0)
+    torch.testing.assert_close(fast.encode_reg(model, x).latent, ref.latent, atol=1e-5, rtol=0)
+
+
+def test_fast_decode_num_frames() -> None:
+    model = _model(True, "kl")
+    z = torch.randn(1, 4, 3, 4, 4)
+    with torch.no_grad():
+        ref = model.decode(z, num_frames=7)
+    torch.testing.assert_close(fast.decode(model, z, num_frames=7), ref, atol=1e-5, rtol=0)
+
+
+def test_bf16_mode_is_a_copy_and_close() -> None:
+    model = _model(True, "kl")
+    x = torch.rand(1, 3, 9, 32, 32) * 2 - 1
+    half = fast.for_inference(model, torch.bfloat16)
+    assert half is not model and next(model.parameters()).dtype == torch.float32
+    assert fast.for_inference(model) is model
+    with torch.no_grad():
+        ref = model.encode(x).latent
+    latent = fast.encode(half, x)
+    assert latent.dtype == torch.float32
+    assert (latent - ref).abs().max() < 0.1 * ref.abs().max()
+
+
+@pytest.mark.parametrize("mode", list(TimeMode), ids=lambda m: m.value)
+@pytest.mark.parametrize("stride", [1, 2])
+def test_timeconv_5d_equals_per_pixel(mode: TimeMode, stride: int) -> None:
+    torch.manual_seed(0)
+    conv = TimeConv(6, 5, 3, mode=mode, dims=1, time_stride=stride, time_padding=0 if stride == 2 else None)
+    x = torch.randn(2, 6, 8, 3, 4)
+    with torch.no_grad():
+        ref = from_pixels(conv(to_pixels(x)), 2, 3)
+        out = conv(x)
+    torch.testing.assert_close(out, ref, atol=1e-6, rtol=0)
+
+
+def test_temporal_block_5d_equals_per_pixel_and_streams() -> None:
+    torch.manual_seed(0)
+    block = TemporalResBlock(6, mode=TimeMode.CAUSAL_V1_1)
+    with torch.no_grad():
+        for p in block.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    x = torch.randn(1, 6, 8, 3, 4)
+    with torch.no_grad():
+        ref = from_pixels(block.forward_pixels(to_pixels(x)), 1, 3)
+        torch.testing.assert_close(block(x), ref, atol=1e-6, rtol=0)
+        s1 = StreamState()
+        a = block(x[:, :, :3], s1)
+        b = block(x[:, :, 3:], StreamState(s1.present))
+    torch.testing.assert_close(torch.cat([a, b], dim=2), ref, atol=1e-6, rtol=0)

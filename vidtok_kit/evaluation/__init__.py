@@ -1,0 +1,24 @@
+"""Evaluation: the paper's reconstruction protocol over a dataset, and its reports.
+
+:mod:`~vidtok_kit.evaluation.inputs` turns DATA into videos and videos into clips,
+:mod:`~vidtok_kit.evaluation.evaluator` scores them, :mod:`~vidtok_kit.evaluation.report` writes
+the CSV / JSON / markdown files and :mod:`~vidtok_kit.evaluation.run` ties them together for
+``vidtok-kit eval``.
+"""
+
+from __future__ import annotations
+
+from vidtok_kit.evaluation.evaluator import EvalOptions, Evaluator, VideoResult, default_clip_frames
+from vidtok_kit.evaluation.inputs import iter_eval_clips, resolve_videos
+from vidtok_kit.evaluation.run import EvalJob, run_eval
+
+__all__ = [
+    "EvalJob",
+    "EvalOptions",
+    "Evaluator",
+    "VideoResult",
+    "default_clip_frames",
+    "iter_eval_clips",
+    "resolve_videos",
+    "run_eval",
+]

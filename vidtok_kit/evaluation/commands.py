@@ -1,0 +1,100 @@
+"""``vidtok-kit eval``: the paper's reconstruction metrics over a dataset (listed in ``cli.COMMAND_MODULES``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+__all__ = ["commands", "eval_command"]
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@click.command("eval")
+@click.argument("recipe", type=click.Path(path_type=Path))
+@click.argument("data")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Weights (ours or original layout); omitted = random init (warns).")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True, help="Sample rate: every round(source_fps/fps)-th frame.")
+@click.option("--size", type=click.IntRange(min=1), default=256, show_default=True, help="Shorter side resized to SIZE, then centre-cropped SIZExSIZE.")
+@click.option("--frames", type=click.IntRange(min=1), default=None, help="Frames per clip [default: 17 causal, 16 non-causal].")
+@click.option("--long", "long_", is_flag=True, help="Whole videos streamed through the model; every real frame scored once.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None, help="Output folder [default: eval-<recipe name>].")
+@click.option("--device", default=None, help="torch device [default: cuda if available, else cpu].")
+@click.option("--sample", is_flag=True, help="Encode with a (seeded) KL posterior sample, as the reference does.")
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--i3d-weights", type=click.Path(path_type=Path), default=None, help="Local I3D weights for FVD [env VIDTOK_KIT_I3D_WEIGHTS].")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe value (TOML syntax).")
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
+def eval_command(
+    recipe: Path,
+    data: str,
+    checkpoint: Path | None,
+    fps: float,
+    size: int,
+    frames: int | None,
+    long_: bool,
+    output: Path | None,
+    device: str | None,
+    sample: bool,
+    seed: int,
+    i3d_weights: Path | None,
+    overrides: tuple[str, ...],
+    progress: bool,
+) -> None:
+    """Evaluate RECIPE (+ --checkpoint) on DATA: PSNR, SSIM, LPIPS, FVD, codebook usage.
+
+    DATA is a video, a folder of videos, a .csv/.txt list of paths, or builtin:samples. Videos are
+    cut into consecutive clips (the last padded by repeating its last frame), reconstructed, clamped
+    to [-1, 1] and scored per frame exactly as VidTok's evaluation does. Writes per_video.csv,
+    summary.json and summary.md; unreadable files are listed and skipped, and make the exit status 1
+    after the others are done.
+    """
+    from vidtok_kit.cli import _registry
+    from vidtok_kit.errors import InputError
+    from vidtok_kit.evaluation.evaluator import EvalOptions
+    from vidtok_kit.evaluation.report import format_value
+    from vidtok_kit.evaluation.run import run_eval
+    from vidtok_kit.recipe import load_recipe
+
+    r = load_recipe(recipe, overrides=overrides, registry=_registry())
+    if checkpoint is None:
+        click.echo("warning: no --checkpoint given: evaluating a randomly initialised model", err=True)
+    out = output if output is not None else Path(f"eval-{r.name or recipe.stem}")
+    options = EvalOptions(fps=fps, size=size, frames=frames, long=long_, sample=sample, seed=seed)
+
+    def report(result: object) -> None:
+        if getattr(result, "status", "ok") != "ok":
+            click.echo(f"skipped {result.path}: {result.error}", err=True)  # type: ignore[attr-defined]
+
+    job = run_eval(
+        r,
+        data,
+        output=out,
+        checkpoint=checkpoint,
+        options=options,
+        device=device or _default_device(),
+        i3d_weights=i3d_weights,
+        progress=progress,
+        on_video=report,
+    )
+    summary = job.summary
+    skipped = summary["skipped"]
+    if not summary["videos"]:
+        if len(skipped) == 1:  # one bad file: its own one-line reason is the error
+            raise InputError(f"{skipped[0]['path']}: {skipped[0]['error']}")
+        raise InputError(f"none of the {len(skipped)} videos could be read (listed above)")
+    for key, value in summary["metrics"].items():
+        click.echo(f"{key:<22}{format_value(value)}")
+    click.echo(f"{summary['videos']} videos, {summary['clips']} clips, {summary['scored_frames']} frames -> {out}")
+    for note in summary["notes"]:
+        click.echo(f"note: {note}", err=True)
+    if skipped:
+        raise InputError(f"{len(skipped)} of {len(skipped) + summary['videos']} videos could not be read and were skipped (listed above); results for the others are in {out}")
+
+
+commands = [eval_command]

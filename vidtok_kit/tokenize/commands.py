@@ -1,0 +1,226 @@
+"""``vidtok-kit encode / decode / reconstruct``: video files to token files and back (listed in ``cli.COMMAND_MODULES``).
+
+Thin click wrappers over :mod:`vidtok_kit.tokenize.pipeline`. A bad file is reported as one line
+naming it; in a multi-file run the other files still complete, the failures are listed at the end
+and the exit status is 1. Token files are written atomically, so a finished one is never partial
+and a re-run skips it (resumable).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+__all__ = ["commands", "decode_command", "encode_command", "reconstruct_command"]
+
+#: file suffixes picked up when a folder is given
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".gif")
+
+
+def _video_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=None, help="Resample to this frame rate (nearest frame by timestamp) [default: the video's]."),
+        click.option("--size", type=click.IntRange(min=1), default=None, help="Resize the shorter side to SIZE, then --resize (crop: centre crop SIZExSIZE)."),
+        click.option("--resize", type=click.Choice(["crop", "pad", "none"]), default=None,
+                     help="crop: centre crop; pad: edge-pad to the model's multiple (cropped back when decoding); none: the size must fit [default: crop with --size, else none]."),
+        click.option("--start", "start_s", type=click.FloatRange(min=0), default=None, help="Start of the time window in seconds."),
+        click.option("--end", "end_s", type=click.FloatRange(min=0, min_open=True), default=None, help="End of the time window in seconds (exclusive)."),
+    ]
+    return functools.reduce(lambda f, opt: opt(f), reversed(options), fn)
+
+
+def _run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--device", default="cpu", show_default=True, help="torch device (cpu, cuda, cuda:1, ...)."),
+        click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True, help="Encoder/decoder precision (quantization stays fp32)."),
+        click.option("--chunk-frames", type=click.IntRange(min=1), default=None, help="Frames per streaming step (a multiple of the temporal factor) [default: from --max-memory]."),
+        click.option("--max-memory", default=None, help="Memory budget that picks chunk and tile sizes, e.g. 4G [default: 4G]."),
+        click.option("--tile", type=click.IntRange(min=1), default=None, help="Spatial tile side in pixels for frames too large to run whole."),
+        click.option("--progress/--no-progress", default=None, help="Progress bar on stderr [default: when stderr is a terminal]."),
+    ]
+    return functools.reduce(lambda f, opt: opt(f), reversed(options), fn)
+
+
+def _policy(model: Any, fps: float | None, size: int | None, resize: str | None, start_s: float | None, end_s: float | None) -> Any:
+    from vidtok_kit.errors import InputError
+    from vidtok_kit.io import ClipPolicy
+
+    mode: Any = resize or ("crop" if size is not None else "none")
+    try:
+        return ClipPolicy(fps=fps, size=size, resize=mode, multiple=model.spatial_factor, start_s=start_s, end_s=end_s)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+def _run(chunk_frames: int | None, max_memory: str | None, tile: int | None, precision: str) -> Any:
+    from vidtok_kit.stream import parse_memory
+    from vidtok_kit.tokenize.pipeline import RunOptions
+
+    return RunOptions(chunk_frames=chunk_frames, max_memory=parse_memory(max_memory) if max_memory else None, tile=tile, precision=precision)
+
+
+def _progress(enabled: bool | None, label: str) -> Callable[[int | None], Callable[[int], None]]:
+    """A factory of per-file frame progress bars (tqdm on stderr; off when not a terminal by default)."""
+    from tqdm import tqdm
+
+    def start(total: int | None) -> Callable[[int], None]:
+        bar = tqdm(total=total, unit="frame", desc=label, disable=None if enabled is None else not enabled, leave=False)
+        return bar.update
+
+    return start
+
+
+def _warn_random(checkpoint: Path | None) -> None:
+    if checkpoint is None:
+        click.echo("warning: no --checkpoint given: the model is randomly initialised (seed 0); its output is only good for testing", err=True)
+
+
+def _jobs(videos: tuple[Path, ...], output: Path) -> list[tuple[Path, Path]]:
+    """(source, token file) pairs: one file to a ``.safetensors`` path, otherwise into a folder."""
+    from vidtok_kit.errors import InputError
+
+    if len(videos) == 1 and not videos[0].is_dir() and output.suffix == ".safetensors":
+        return [(videos[0], output)]
+    if output.suffix == ".safetensors":
+        raise InputError(f"{output}: several inputs need an output folder, not a .safetensors file")
+    jobs: list[tuple[Path, Path]] = []
+    for video in videos:
+        if video.is_dir():
+            found = sorted(p for p in video.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith("."))
+            if not found:
+                raise InputError(f"{video}: no video files ({', '.join(VIDEO_SUFFIXES[:4])}, ...) in this folder")
+            jobs += [(p, output / p.relative_to(video).with_suffix(".safetensors")) for p in found]
+        else:
+            jobs.append((video, output / f"{video.stem}.safetensors"))
+    seen: dict[Path, Path] = {}
+    for src, dst in jobs:
+        if dst in seen:
+            raise InputError(f"{src} and {seen[dst]} would both be written to {dst}")
+        seen[dst] = src
+    return jobs
+
+
+def _finished(dst: Path, provenance: dict[str, Any]) -> bool:
+    """True if ``dst`` is a complete token file from the same model (resume); error if from another."""
+    from vidtok_kit.errors import InputError
+    from vidtok_kit.tokenize.tokens import read_token_meta
+
+    if not dst.exists():
+        return False
+    meta = read_token_meta(dst)
+    if meta.recipe != provenance["recipe"] or meta.checkpoint_sha256 != provenance["checkpoint_sha256"]:
+        raise InputError(f"{dst}: exists but was made with another recipe or checkpoint (use --overwrite)")
+    return True
+
+
+@click.command("encode")
+@click.argument("videos", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--recipe", type=click.Path(path_type=Path), default=None, help="Model recipe (may be omitted with a vidtok-kit checkpoint).")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Weights; omitted = random init (warns).")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Token file (.safetensors) for one video, else a folder.")
+@click.option("--overwrite", is_flag=True, help="Re-encode videos whose token file exists (default: skip them, so runs resume).")
+@_video_options
+@_run_options
+def encode_command(videos: tuple[Path, ...], recipe: Path | None, checkpoint: Path | None, output: Path, overwrite: bool,
+                   fps: float | None, size: int | None, resize: str | None, start_s: float | None, end_s: float | None,
+                   device: str, precision: str, chunk_frames: int | None, max_memory: str | None, tile: int | None,
+                   progress: bool | None) -> None:
+    """Encode VIDEOS (files or folders) into token files: FSQ indices or KL latents, plus metadata.
+
+    Streams each video chunk by chunk, so any length fits in memory. A folder is searched
+    recursively and mirrored under OUTPUT; finished token files are skipped on a re-run.
+    """
+    from vidtok_kit.cli import _registry
+    from vidtok_kit.errors import VidtokError
+    from vidtok_kit.tokenize.pipeline import encode_file, load_model
+
+    _warn_random(checkpoint)
+    model, provenance = load_model(recipe, checkpoint, registry=_registry(), device=device, precision=precision)
+    policy, run = _policy(model, fps, size, resize, start_s, end_s), _run(chunk_frames, max_memory, tile, precision)
+    jobs = _jobs(videos, output)
+    if len(jobs) == 1 and jobs[0][1] == output:
+        meta = encode_file(model, jobs[0][0], output, policy=policy, run=run, provenance=provenance, progress=_progress(progress, jobs[0][0].name))
+        click.echo(f"{jobs[0][0]} -> {output} ({meta.frame_count} frames)")
+        return
+    failures: list[str] = []
+    done = skipped = 0
+    for src, dst in jobs:
+        try:
+            if not overwrite and _finished(dst, provenance):
+                skipped += 1
+                click.echo(f"{src} -> {dst} (exists, skipped)")
+                continue
+            meta = encode_file(model, src, dst, policy=policy, run=run, provenance=provenance, progress=_progress(progress, src.name))
+            done += 1
+            click.echo(f"{src} -> {dst} ({meta.frame_count} frames)")
+        except VidtokError as exc:
+            failures.append(str(exc))
+            click.echo(f"error: {exc}", err=True)
+    click.echo(f"encoded {done}, skipped {skipped}, failed {len(failures)} of {len(jobs)} videos")
+    if failures:
+        click.echo("failed:", err=True)
+        for line in failures:
+            click.echo(f"  {line}", err=True)
+        click.get_current_context().exit(1)
+
+
+@click.command("decode")
+@click.argument("tokens", type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Output video (.mp4, H.264 yuv420p).")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Weights [default: the checkpoint recorded in TOKENS].")
+@click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True, help="x264 quality (lower is better).")
+@_run_options
+def decode_command(tokens: Path, output: Path, checkpoint: Path | None, crf: int, device: str, precision: str,
+                   chunk_frames: int | None, max_memory: str | None, tile: int | None, progress: bool | None) -> None:
+    """Decode a token file back into a video, with the recipe, frame rate and size it records."""
+    from vidtok_kit.cli import _registry
+    from vidtok_kit.errors import InputError
+    from vidtok_kit.tokenize.pipeline import decode_file, load_model
+    from vidtok_kit.tokenize.tokens import read_token_meta
+
+    meta = read_token_meta(tokens)
+    if checkpoint is None and meta.checkpoint:
+        checkpoint = Path(meta.checkpoint)
+        if not checkpoint.is_file():
+            raise InputError(f"{tokens}: was made with checkpoint {meta.checkpoint}, which is not found; pass --checkpoint")
+    if checkpoint is not None and not meta.checkpoint_sha256:
+        raise InputError(f"{tokens}: was made by a randomly initialised model, not with a checkpoint")
+    _warn_random(checkpoint)
+    model, provenance = load_model(None, checkpoint, registry=_registry(), device=device, precision=precision, stored_recipe=meta.recipe)
+    if provenance["checkpoint_sha256"] != meta.checkpoint_sha256:
+        raise InputError(f"{tokens}: was made with checkpoint hash {meta.checkpoint_sha256}, {checkpoint} has {provenance['checkpoint_sha256']}")
+    run = _run(chunk_frames, max_memory, tile, precision)
+    decode_file(model, tokens, output, run=run, crf=crf, progress=_progress(progress, tokens.name))
+    click.echo(f"{tokens} -> {output} ({meta.frame_count} frames at {meta.fps:g} fps)")
+
+
+@click.command("reconstruct")
+@click.argument("video", type=click.Path(path_type=Path))
+@click.option("--recipe", type=click.Path(path_type=Path), default=None, help="Model recipe (may be omitted with a vidtok-kit checkpoint).")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Weights; omitted = random init (warns).")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Output video (.mp4).")
+@click.option("--side-by-side", is_flag=True, help="Write the input (left) beside the reconstruction (right).")
+@click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True, help="x264 quality (lower is better).")
+@_video_options
+@_run_options
+def reconstruct_command(video: Path, recipe: Path | None, checkpoint: Path | None, output: Path, side_by_side: bool, crf: int,
+                        fps: float | None, size: int | None, resize: str | None, start_s: float | None, end_s: float | None,
+                        device: str, precision: str, chunk_frames: int | None, max_memory: str | None, tile: int | None,
+                        progress: bool | None) -> None:
+    """Encode and decode VIDEO in one stream, write the result and print its PSNR and SSIM."""
+    from vidtok_kit.cli import _registry
+    from vidtok_kit.tokenize.pipeline import load_model, reconstruct_file
+
+    _warn_random(checkpoint)
+    model, _ = load_model(recipe, checkpoint, registry=_registry(), device=device, precision=precision)
+    policy, run = _policy(model, fps, size, resize, start_s, end_s), _run(chunk_frames, max_memory, tile, precision)
+    result = reconstruct_file(model, video, output, policy=policy, run=run, side_by_side=side_by_side, crf=crf,
+                              progress=_progress(progress, video.name))
+    click.echo(f"{video} -> {output}: PSNR {result.psnr:.2f} dB  SSIM {result.ssim:.4f}  ({result.frames} frames)")
+
+
+commands = [encode_command, decode_command, reconstruct_command]

@@ -1,0 +1,348 @@
+"""Video files to token files and back, streamed: the library behind ``vidtok-kit encode/decode/reconstruct``.
+
+Frames are decoded lazily (:func:`vidtok_kit.io.iter_video_chunks`), pushed through the streaming
+engine (:mod:`vidtok_kit.stream`) and either collected as tokens (small: 1/(tdf*sf*sf) of the
+pixels) or written out as they are decoded (:class:`vidtok_kit.io.writer.VideoWriter`), so memory
+does not grow with video length. Nothing is written under the final name until it is complete.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import torch
+from torch import Tensor
+
+from vidtok_kit.errors import InputError
+from vidtok_kit.io import ClipPolicy, iter_video_chunks, probe_video
+from vidtok_kit.io.policy import as_fraction, select_frames
+from vidtok_kit.model.layers import TimeMode
+from vidtok_kit.stream import StreamingDecoder, StreamingEncoder
+from vidtok_kit.tokenize.tokens import TokenMeta, load_tokens, save_tokens
+
+if TYPE_CHECKING:
+    from vidtok_kit.model.autoencoder import VideoTokenizer
+
+__all__ = [
+    "PRECISIONS",
+    "RANDOM_INIT_SEED",
+    "ReconstructResult",
+    "RunOptions",
+    "check_tokens_fit",
+    "count_frames",
+    "decode_file",
+    "encode_file",
+    "load_model",
+    "reconstruct_file",
+]
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+#: seed of a model built without a checkpoint, so that decoding its tokens rebuilds the same weights
+RANDOM_INIT_SEED = 0
+#: frames decoded from the file per read; the engine re-chunks, so this only bounds read-ahead
+READ_CHUNK = 8
+
+Progress = Callable[[int], None]
+
+
+@attrs.frozen(kw_only=True)
+class RunOptions:
+    """How the model runs: chunking, memory budget, tiling (see :class:`~vidtok_kit.stream.StreamingEncoder`)."""
+
+    chunk_frames: int | None = None  #: encoder input frames per step (decode: this / tdf latents)
+    max_memory: int | None = None  #: bytes; picks chunk (and tile) sizes when chunk_frames is None
+    tile: int | None = None  #: spatial tile side in pixels
+    precision: str = "fp32"
+
+
+def load_model(
+    recipe: str | Path | None,
+    checkpoint: str | Path | None,
+    *,
+    registry: Any,
+    device: str = "cpu",
+    precision: str = "fp32",
+    stored_recipe: str | None = None,
+) -> tuple[VideoTokenizer, dict[str, Any]]:
+    """An eval-mode model plus the provenance a token file records.
+
+    The recipe comes from ``recipe``, else ``stored_recipe`` (a token file's), else the checkpoint
+    (ours carry theirs). Without a checkpoint the weights are random, drawn with
+    :data:`RANDOM_INIT_SEED` so that encode and decode runs build the same model. Encoder and
+    decoder run in ``precision``; the regularizer stays fp32 (quantization in fp32, as VidTok).
+    """
+    import tomllib
+
+    from vidtok_kit import __version__
+    from vidtok_kit.convert.checkpoint import (
+        file_sha256,
+        load_state_dict_file,
+        load_weights,
+        read_checkpoint_recipe,
+    )
+    from vidtok_kit.errors import CheckpointError
+    from vidtok_kit.model.autoencoder import build_model
+    from vidtok_kit.recipe import dump_recipe, load_recipe, recipe_from_dict
+
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} requested but CUDA is not available")
+    if recipe is not None:
+        r = load_recipe(recipe, registry=registry)
+    else:
+        text, origin = stored_recipe, "token file"
+        if text is None and checkpoint is not None:
+            text, origin = read_checkpoint_recipe(checkpoint), str(checkpoint)
+            if text is None:
+                raise CheckpointError(f"{checkpoint}: no --recipe given and the checkpoint does not carry one (pass --recipe)")
+        if text is None:
+            raise InputError("no --recipe given (it may be omitted only with a vidtok-kit checkpoint, which carries its recipe)")
+        r = recipe_from_dict(tomllib.loads(text), registry=registry, source=f"{origin} (stored recipe)")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_INIT_SEED)
+        model = build_model(r.model, registry=registry)
+    sha = ""
+    if checkpoint is not None:
+        load_weights(model, load_state_dict_file(checkpoint), source=str(checkpoint))
+        sha = file_sha256(checkpoint)
+    model.encoder.to(PRECISIONS[precision])
+    model.decoder.to(PRECISIONS[precision])
+    model = model.to(dev).eval()
+    provenance = {
+        "recipe": dump_recipe(r),
+        "checkpoint": str(checkpoint) if checkpoint is not None else "",
+        "checkpoint_sha256": sha,
+        "random_init_seed": None if checkpoint is not None else RANDOM_INIT_SEED,
+        "vidtok_kit_version": __version__,
+    }
+    return model, provenance
+
+
+def count_frames(path: str | Path, policy: ClipPolicy) -> int:
+    """Frames :func:`iter_video_chunks` yields for ``policy``, by decoding without converting pixels.
+
+    v1.1 models pad a clip in front by an amount that depends on its length, so the length must
+    be known before the first step; counting costs one decode pass (no RGB conversion or resize),
+    which is small next to the model.
+    """
+    from vidtok_kit.io.video import _decoded, _open, _source_rate
+
+    container, stream = _open(path)
+    with container:
+        period = 1 / (_source_rate(stream) or Fraction(25))
+        start = as_fraction(policy.start_s) if policy.start_s else None
+        end = as_fraction(policy.end_s) if policy.end_s is not None else None
+        fps = as_fraction(policy.fps) if policy.fps else None
+        return sum(1 for _ in select_frames(_decoded(path, container, stream), fps=fps, start=start, end=end, period=period))
+
+
+def _estimate_frames(info: Any, policy: ClipPolicy) -> int:
+    """Frame count for a progress bar (exact only for the untouched whole video)."""
+    start, end = policy.start_s or 0.0, policy.end_s if policy.end_s is not None else info.duration_s
+    span = max(0.0, min(end, info.duration_s) - start)
+    if policy.fps is None and not policy.start_s and policy.end_s is None:
+        return info.num_frames
+    return max(1, math.ceil(span * (policy.fps or info.fps)))
+
+
+def _sampling(policy: ClipPolicy, fps: float) -> str:
+    if policy.fps is None:
+        return f"every frame ({fps:g} fps)"
+    return f"resampled to {policy.fps:g} fps, nearest source frame by timestamp"
+
+
+def _encoder_options(run: RunOptions) -> dict[str, Any]:
+    return {"chunk_frames": run.chunk_frames, "max_memory": run.max_memory, "tile": run.tile}
+
+
+def _decoder_options(model: VideoTokenizer, run: RunOptions) -> dict[str, Any]:
+    tdf = model.temporal_factor
+    chunk = None if run.chunk_frames is None else max(1, run.chunk_frames // tdf)
+    tile = None if run.tile is None else max(1, run.tile // model.spatial_factor)
+    overlap = None if tile is None else max(1, min(tile - 1, 4))
+    return {"chunk_latents": chunk, "max_memory": run.max_memory, "tile": tile, "tile_overlap": overlap}
+
+
+def _frames(path: str | Path, policy: ClipPolicy, progress: Progress | None) -> Iterator[Tensor]:
+    for chunk in iter_video_chunks(path, READ_CHUNK, **attrs.asdict(policy)):
+        if progress is not None:
+            progress(chunk.shape[1])
+        yield chunk.unsqueeze(0)
+
+
+def encode_file(
+    model: VideoTokenizer,
+    source: str | Path,
+    dest: str | Path,
+    *,
+    policy: ClipPolicy,
+    run: RunOptions,
+    provenance: dict[str, Any],
+    progress: Callable[[int | None], Progress] | None = None,
+) -> TokenMeta:
+    """Encode one video file into a token file; returns what was recorded.
+
+    :param policy: frame rate / time window / resize options (``multiple`` = the spatial factor).
+    :param provenance: ``recipe`` (TOML), ``checkpoint``, ``checkpoint_sha256``, ``random_init_seed``.
+    :param progress: called with the estimated frame total, returns a per-chunk callback.
+    :raises VideoError: the file is missing, not a video, corrupt, empty, or a size the model cannot take.
+    """
+    info = probe_video(source)  # fails fast on missing / not-a-video / no frames
+    geometry = policy.geometry(info.width, info.height, path=source)  # fails on sizes the model cannot take
+    num_frames = count_frames(source, policy) if model.mode is TimeMode.CAUSAL_V1_1 else None
+    tick = progress(num_frames or _estimate_frames(info, policy)) if progress else None
+    encoder = StreamingEncoder(model, num_frames=num_frames, **_encoder_options(run))
+    parts: list[Tensor] = []
+    for chunk in encoder(_frames(source, policy, tick)):
+        parts.append(chunk.indices if chunk.indices is not None else chunk.latent)
+    tokens = torch.cat(parts, dim=1 if model.discrete else 2)[0]
+    if model.discrete:
+        tokens = tokens.to(model.regularizer.index_dtype)
+    meta = TokenMeta(
+        kind="indices" if model.discrete else "latent",
+        source=str(source),
+        source_fps=info.fps,
+        source_width=info.width,
+        source_height=info.height,
+        source_frames=info.num_frames,
+        fps=float(policy.fps or info.fps),
+        sampling=_sampling(policy, info.fps),
+        start_s=policy.start_s,
+        end_s=policy.end_s,
+        size=policy.size,
+        resize=policy.resize,
+        multiple=policy.multiple,
+        geometry=attrs.asdict(geometry),
+        frame_count=encoder.frames,
+        front_pad=encoder.front_pad,
+        tail_pad=encoder.tail_pad,
+        time_mode=model.mode.value,
+        temporal_factor=model.temporal_factor,
+        spatial_factor=model.spatial_factor,
+        codebook_size=model.regularizer.codebook_size if model.discrete else None,
+        precision=run.precision,
+        **provenance,
+    )
+    save_tokens(dest, tokens, meta)
+    return meta
+
+
+def _latent_chunks(model: VideoTokenizer, tokens: Tensor, meta: TokenMeta, step: int = 16) -> Iterator[Tensor]:
+    """Batched latent (or index) chunks of a token tensor, as the decoder stream takes them."""
+    axis = 0 if meta.kind == "indices" else 1
+    for part in tokens.split(step, dim=axis):
+        yield part.unsqueeze(0).long() if meta.kind == "indices" else part.unsqueeze(0)
+
+
+def _crop(frames: Tensor, geometry: dict[str, int]) -> Tensor:
+    return frames[..., : geometry["content_height"], : geometry["content_width"]]
+
+
+def decode_file(
+    model: VideoTokenizer,
+    tokens_path: str | Path,
+    dest: str | Path,
+    *,
+    run: RunOptions,
+    crf: int = 18,
+    progress: Callable[[int | None], Progress] | None = None,
+) -> TokenMeta:
+    """Decode a token file into a video at the recorded frame rate, cropping any ``pad`` padding."""
+    from vidtok_kit.io.writer import VideoWriter
+
+    tokens, meta = load_tokens(tokens_path)
+    check_tokens_fit(model, tokens, meta, source=str(tokens_path))
+    decoder = StreamingDecoder(model, front_pad=meta.front_pad, num_frames=meta.frame_count, **_decoder_options(model, run))
+    tick = progress(meta.frame_count) if progress else None
+    with VideoWriter(dest, meta.fps, crf=crf) as writer:
+        for frames in decoder(_latent_chunks(model, tokens, meta)):
+            writer.write(_crop(frames, meta.geometry)[0])
+            if tick is not None:
+                tick(frames.shape[2])
+    return meta
+
+
+def check_tokens_fit(model: VideoTokenizer, tokens: Tensor, meta: TokenMeta, *, source: str) -> None:
+    """One-line error when a token file was not made by a model like ``model``."""
+    if meta.time_mode != model.mode.value or meta.temporal_factor != model.temporal_factor or meta.spatial_factor != model.spatial_factor:
+        raise InputError(
+            f"{source}: tokens are for a {meta.time_mode} model with factors {meta.temporal_factor}x{meta.spatial_factor}, "
+            f"this model is {model.mode.value} {model.temporal_factor}x{model.spatial_factor}"
+        )
+    if (meta.kind == "indices") != model.discrete:
+        raise InputError(f"{source}: holds {meta.kind} but the model is {'discrete' if model.discrete else 'continuous'}")
+    if meta.kind == "indices" and int(tokens.max()) >= model.regularizer.codebook_size:
+        raise InputError(f"{source}: token {int(tokens.max())} is outside the codebook of {model.regularizer.codebook_size}")
+    if meta.kind == "latent" and tokens.shape[0] != model.config.z_channels:
+        raise InputError(f"{source}: latent has {tokens.shape[0]} channels, the model takes {model.config.z_channels}")
+
+
+@attrs.frozen(kw_only=True)
+class ReconstructResult:
+    frames: int
+    psnr: float  #: mean over frames, dB, on [0, 1] frames (VidTok's evaluation)
+    ssim: float
+    psnr_per_frame: list[float]
+    ssim_per_frame: list[float]
+
+
+def reconstruct_file(
+    model: VideoTokenizer,
+    source: str | Path,
+    dest: str | Path,
+    *,
+    policy: ClipPolicy,
+    run: RunOptions,
+    side_by_side: bool = False,
+    crf: int = 18,
+    progress: Callable[[int | None], Progress] | None = None,
+) -> ReconstructResult:
+    """Encode and decode a video in one stream, write the reconstruction (optionally beside the
+    input) and score it against the model's input frames with PSNR and SSIM."""
+    from vidtok_kit.io.writer import VideoWriter
+    from vidtok_kit.metrics import psnr_per_frame, ssim_per_frame
+
+    info = probe_video(source)
+    geometry = attrs.asdict(policy.geometry(info.width, info.height, path=source))
+    num_frames = count_frames(source, policy) if model.mode is TimeMode.CAUSAL_V1_1 else None
+    tick = progress(num_frames or _estimate_frames(info, policy)) if progress else None
+    pending: deque[Tensor] = deque()  # input frames read but not yet matched by decoded ones
+
+    def remember(chunks: Iterator[Tensor]) -> Iterator[Tensor]:
+        for chunk in chunks:
+            pending.extend(chunk.unbind(dim=2))
+            yield chunk
+
+    encoder = StreamingEncoder(model, num_frames=num_frames, **_encoder_options(run))
+    decoder = StreamingDecoder(model, front_pad=encoder.front_pad, num_frames=num_frames, **_decoder_options(model, run))
+    latents = (c.latent for c in encoder(remember(_frames(source, policy, tick))))
+    psnr: list[float] = []
+    ssim: list[float] = []
+    with VideoWriter(dest, float(policy.fps or info.fps), crf=crf) as writer:
+        for recon in decoder(latents):
+            n = recon.shape[2]
+            if num_frames is None:  # tail padding is only known at the end: never emit past the real frames
+                n = min(n, len(pending))
+            if n == 0:
+                continue
+            original = torch.stack([pending.popleft() for _ in range(n)], dim=2)
+            recon = recon[:, :, :n].clamp(-1, 1)
+            original, recon = _crop(original, geometry), _crop(recon, geometry)
+            psnr += psnr_per_frame((original + 1) / 2, (recon + 1) / 2)[0].tolist()
+            ssim += ssim_per_frame((original + 1) / 2, (recon + 1) / 2)[0].tolist()
+            writer.write((torch.cat([original, recon], dim=-1) if side_by_side else recon)[0])
+    return ReconstructResult(
+        frames=len(psnr),
+        psnr=sum(psnr) / len(psnr),
+        ssim=sum(ssim) / len(ssim),
+        psnr_per_frame=psnr,
+        ssim_per_frame=ssim,
+    )
