@@ -123,10 +123,14 @@ def _finished(dst: Path, provenance: dict[str, Any]) -> bool:
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Weights; omitted = random init (warns).")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Token file (.safetensors) for one video, else a folder.")
 @click.option("--overwrite", is_flag=True, help="Re-encode videos whose token file exists (default: skip them, so runs resume).")
+@click.option("--backend", type=click.Choice(["torch", "onnx", "tensorrt"]), default="torch", show_default=True,
+              help="Run PyTorch, or the graphs of an export directory (--export) with ONNX Runtime / TensorRT.")
+@click.option("--export", "export_dir", type=click.Path(path_type=Path), default=None,
+              help="Export directory written by `vidtok-kit export` (needed with --backend onnx|tensorrt).")
 @_video_options
 @_run_options
 def encode_command(videos: tuple[Path, ...], recipe: Path | None, checkpoint: Path | None, output: Path, overwrite: bool,
-                   fps: float | None, size: int | None, resize: str | None, start_s: float | None, end_s: float | None,
+                   backend: str, export_dir: Path | None, fps: float | None, size: int | None, resize: str | None, start_s: float | None, end_s: float | None,
                    device: str, precision: str, chunk_frames: int | None, max_memory: str | None, tile: int | None,
                    progress: bool | None) -> None:
     """Encode VIDEOS (files or folders) into token files: FSQ indices or KL latents, plus metadata.
@@ -138,8 +142,17 @@ def encode_command(videos: tuple[Path, ...], recipe: Path | None, checkpoint: Pa
     from vidtok_kit.errors import VidtokError
     from vidtok_kit.tokenize.pipeline import encode_file, load_model
 
-    _warn_random(checkpoint)
-    model, provenance = load_model(recipe, checkpoint, registry=_registry(), device=device, precision=precision)
+    if backend != "torch":
+        from vidtok_kit import runtime
+        from vidtok_kit.errors import InputError
+
+        if export_dir is None:
+            raise InputError(f"--backend {backend} runs an exported tokenizer: pass --export DIR (from `vidtok-kit export`)")
+        model: Any = runtime.load(export_dir, backend=backend, device="cuda" if device.startswith("cuda") else "cpu")
+        provenance = {k: v for k, v in model.provenance().items() if k != "export"}
+    else:
+        _warn_random(checkpoint)
+        model, provenance = load_model(recipe, checkpoint, registry=_registry(), device=device, precision=precision)
     policy, run = _policy(model, fps, size, resize, start_s, end_s), _run(chunk_frames, max_memory, tile, precision)
     jobs = _jobs(videos, output)
     if len(jobs) == 1 and jobs[0][1] == output:

@@ -199,7 +199,10 @@ def encode_file(
     geometry = policy.geometry(info.width, info.height, path=source)  # fails on sizes the model cannot take
     num_frames = count_frames(source, policy) if model.mode is TimeMode.CAUSAL_V1_1 else None
     tick = progress(num_frames or _estimate_frames(info, policy)) if progress else None
-    encoder = StreamingEncoder(model, num_frames=num_frames, **_encoder_options(run))
+    if hasattr(model, "streaming_encoder"):  # an exported tokenizer (vidtok_kit.runtime): its step graphs stream
+        encoder = model.streaming_encoder(num_frames=num_frames, chunk_frames=run.chunk_frames)
+    else:
+        encoder = StreamingEncoder(model, num_frames=num_frames, **_encoder_options(run))
     parts: list[Tensor] = []
     for chunk in encoder(_frames(source, policy, tick)):
         parts.append(chunk.indices if chunk.indices is not None else chunk.latent)
