@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,9 @@ def run_demo(recipe: Any, out: Path, *, progress: bool = True) -> dict[str, Any]
     from vidtok_kit.train.heldout import compare_on_heldout
     from vidtok_kit.train.reporting import plot_losses, write_preview_grid, write_side_by_side
 
+    start = time.perf_counter()
     trainer = run(recipe, out, resume=True, progress=progress)
+    seconds = time.perf_counter() - start
     model = (trainer.ema.model if trainer.ema is not None else trainer.model).cpu()
     res = compare_on_heldout(recipe, model)
     x, y = res.pop("input"), res.pop("recon")
@@ -94,6 +97,7 @@ def run_demo(recipe: Any, out: Path, *, progress: bool = True) -> dict[str, Any]
     plot = plot_losses(trainer.metrics.records, out / "loss.png") if trainer.metrics is not None else None
     res.update(
         steps=trainer.step,
+        train_seconds=round(seconds, 1),
         side_by_side=str(write_side_by_side(x, y, demo / "heldout_side_by_side.mp4", fps=fps)),
         frames_png=str(write_preview_grid(x[:, : res["frames"]], y[:, : res["frames"]], demo / "heldout_frames.png") or ""),
         loss_plot=str(plot) if plot is not None else None,
@@ -117,6 +121,7 @@ def demo_command(out: Path, recipe: Path | None, overrides: tuple[str, ...], no_
     res = run_demo(r, out, progress=not no_progress)
     tok, base = res["tokenizer"], res["resampling_baseline"]
     name = Path(res["video"]).name
+    click.echo(f"trained {res['steps']} steps in {res['train_seconds']:.0f} s (this run)")
     click.echo(f"held-out video {name} (never trained on): {res['clips']} clips of {res['frames']} frames at {res['size']}x{res['size']}")
     click.echo(f"  tokenizer            PSNR {tok['psnr']:.2f} dB  SSIM {tok.get('ssim', float('nan')):.3f}  ({res['latent_numbers']} numbers per clip)")
     click.echo(f"  resampling baseline  PSNR {base['psnr']:.2f} dB  SSIM {base.get('ssim', float('nan')):.3f}  ({res['baseline_numbers']} numbers per clip)")
