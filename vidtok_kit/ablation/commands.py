@@ -10,13 +10,9 @@ __all__ = ["ablate_command", "commands"]
 
 
 def _shape(text: str | None) -> tuple[int, int, int] | None:
-    if text is None:
-        return None
-    try:
-        t, h, w = (int(part) for part in text.split(","))
-    except ValueError:
-        raise click.BadParameter(f"expected T,H,W (e.g. 17,256,256), got {text!r}") from None
-    return t, h, w
+    from vidtok_kit.cli import _parse_shape
+
+    return None if text is None else _parse_shape(text)
 
 
 @click.command("ablate")
