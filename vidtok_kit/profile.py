@@ -15,6 +15,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from vidtok_kit.model.autoencoder import VideoTokenizer
+from vidtok_kit.model.shortcuts import original_arithmetic
 
 __all__ = ["Profile", "profile_model"]
 
@@ -75,7 +76,7 @@ def profile_model(model: VideoTokenizer, shape: tuple[int, int, int]) -> Profile
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), original_arithmetic():
             with FlopCounterMode(display=False) as enc_counter:
                 enc = model.encoder(model.pad_frames(x))
             latent = model.regularizer(enc).latent

@@ -14,6 +14,8 @@ from torch import Tensor, nn
 from vidtok_kit import hookimpl
 from vidtok_kit.interfaces import SpatialSamplerPair
 from vidtok_kit.model.layers import StreamState, TimeMode, from_frames, to_frames
+from vidtok_kit.model.shortcuts import shortcuts_enabled
+from vidtok_kit.model.subpixel import nearest_up_conv2d
 
 __all__ = ["Conv2dSampler", "Conv2dSpatialDown", "Conv2dSpatialUp"]
 
@@ -37,7 +39,12 @@ class Conv2dSpatialDown(nn.Module):
 
 
 class Conv2dSpatialUp(nn.Module):
-    """Nearest x2 (in fp32, as the original) then Conv2d 3x3, frame by frame."""
+    """Nearest x2 then Conv2d 3x3, frame by frame, computed as four 2x2 convs on the small frame.
+
+    The original interpolates in fp32 and convolves the 4x larger image; the sub-pixel form
+    (:func:`~vidtok_kit.model.subpixel.nearest_up_conv2d`) gives the same numbers with 2.25x fewer
+    multiply-accumulates and without the big intermediate copy.
+    """
 
     def __init__(self, config: Conv2dSamplerConfig, *, channels: int, mode: TimeMode) -> None:
         super().__init__()
@@ -46,6 +53,8 @@ class Conv2dSpatialUp(nn.Module):
     def forward(self, x: Tensor, state: StreamState | None = None) -> Tensor:
         """(B, C, T, H, W) -> (B, C, T, 2H, 2W)."""
         frames = to_frames(x)
+        if shortcuts_enabled():
+            return from_frames(nearest_up_conv2d(frames, self.conv.weight, self.conv.bias), x.shape[0])
         up = F.interpolate(frames.to(torch.float32), scale_factor=2.0, mode="nearest").to(frames.dtype)
         return from_frames(self.conv(up), x.shape[0])
 

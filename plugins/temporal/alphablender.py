@@ -16,7 +16,16 @@ from torch import Tensor, nn
 
 from vidtok_kit import hookimpl
 from vidtok_kit.interfaces import TemporalSamplerPair
-from vidtok_kit.model.layers import StreamState, TimeConv, TimeMode, causal_front_pad, upsample_time
+from vidtok_kit.model.layers import (
+    StreamState,
+    TimeConv,
+    TimeMode,
+    causal_front_pad,
+    from_frames,
+    to_frames,
+    upsample_time,
+)
+from vidtok_kit.model.shortcuts import shortcuts_enabled
 
 __all__ = ["AlphaBlender", "AlphaBlenderDown", "AlphaBlenderUp"]
 
@@ -66,8 +75,112 @@ class AlphaBlenderUp(nn.Module):
     def forward(self, x: Tensor, state: StreamState | None = None) -> Tensor:
         """(B, C, T, H, W) -> (B, C, 2T, H, W)."""
         alpha = torch.sigmoid(self.mix_factor).to(x.dtype)
+        if state is None and _may_fold():
+            return self._blend_from_low_rate(x, alpha)
         up = upsample_time(x, self.mode, self.lead_frames, state)
         return alpha * up + (1 - alpha) * self.conv(up, state)
+
+    def _blend_from_low_rate(self, x: Tensor, alpha: Tensor) -> Tensor:
+        """The same blend computed from the *low-rate* frames: half the conv MACs, no upsampled copy.
+
+        Time upsampling and padding make every (padded) upsampled frame a fixed weighted sum of
+        input frames, and a 2-D convolution commutes with such sums. So the three temporal taps
+        of the 3x3x3 kernel run as one 2-D conv with 3C outputs over the T input frames (27 T
+        frame-taps instead of 54 T), and each output frame is the weighted sum of the few tap
+        images and input frames it is made of (:func:`_tap_weights`, :func:`_upsampled_sources`),
+        written straight into the output. The interpolated clip is never built. Same numbers up
+        to float rounding; for inference only (see :func:`_may_fold`).
+        """
+        conv = self.conv.conv
+        b, c, t = x.shape[:3]
+        keep = (1 - alpha).to(conv.weight.dtype)
+        taps_weight = (conv.weight * keep).transpose(0, 2).transpose(1, 2).flatten(0, 1)  # (3 C_out, C_in, 3, 3)
+        taps = from_frames(F.conv2d(to_frames(x), taps_weight, None, padding=1), b).unflatten(1, (3, -1))
+        bias = (conv.bias * keep).view(1, -1, 1, 1).to(taps.dtype)
+        tap_terms = [
+            [(taps[:, tap, :, source], weight) for (tap, source), weight in frame.items()]
+            for frame in _tap_weights(t, self.mode, self.lead_frames)
+        ]
+        up_sources = _upsampled_sources(t, self.mode, self.lead_frames)
+        if torch.compiler.is_compiling():
+            # functional form: a compiler fuses each frame's sum into the stacking kernel, while
+            # in-place writes into a buffer would become whole-buffer scatters
+            scaled = x * alpha
+            frames = [
+                _weighted_sum(bias, terms + [(scaled[:, :, i], w) for i, w in sources.items()])
+                for terms, sources in zip(tap_terms, up_sources)
+            ]
+            return torch.stack(frames, dim=2)
+        fmt = torch.channels_last_3d if x.is_contiguous(memory_format=torch.channels_last_3d) else torch.contiguous_format
+        out = torch.empty((b, taps.shape[2], 2 * t, *x.shape[3:]), dtype=taps.dtype, device=x.device, memory_format=fmt)
+        for frame, terms in enumerate(tap_terms):
+            acc = out[:, :, frame]
+            acc.copy_(bias.expand_as(acc))
+            for source, weight in terms:
+                acc.add_(source, alpha=weight)
+        del taps, tap_terms  # the tap images are the largest temporaries: free them before scaling x
+        scaled = x * alpha
+        for frame, sources in enumerate(up_sources):
+            for source, weight in sources.items():
+                out[:, :, frame].add_(scaled[:, :, source], alpha=weight)
+        return out
+
+
+def _weighted_sum(start: Tensor, terms: list[tuple[Tensor, float]]) -> Tensor:
+    total = start
+    for source, weight in terms:
+        total = total + source * weight
+    return total
+
+
+def _may_fold() -> bool:
+    """The low-rate form is for inference: not under autograd, and not while exporting a graph
+    (its per-frame sums would freeze the frame count into an exported graph)."""
+    if not shortcuts_enabled() or torch.is_grad_enabled() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return False
+    return not torch.compiler.is_exporting()
+
+
+def _upsampled_sources(frames: int, mode: TimeMode, lead_frames: int) -> list[dict[int, float]]:
+    """For each frame of ``upsample_time`` of ``frames`` frames: {input frame: weight}.
+
+    The same rules as :func:`~vidtok_kit.model.layers.upsample_time`: nearest doubling, or (v1.1)
+    linear doubling with clamped edges, the first ``lead_frames`` frames doubled on their own.
+    """
+    if mode is not TimeMode.CAUSAL_V1_1:
+        return [{i // 2: 1.0} for i in range(2 * frames)]
+    lead = min(lead_frames, frames)
+    out: list[dict[int, float]] = []
+    for start, stop in ((0, lead), (lead, frames)):
+        for i in range(start, stop):
+            for side in (max(i - 1, start), min(i + 1, stop - 1)):
+                weights = {i: 0.75}
+                weights[side] = weights.get(side, 0.0) + 0.25
+                out.append(weights)
+    return out
+
+
+def _tap_weights(frames: int, mode: TimeMode, lead_frames: int) -> list[dict[tuple[int, int], float]]:
+    """For each output frame of the 3-tap time conv over the upsampled clip: {(tap, input frame): weight}.
+
+    Padding as :class:`TimeConv`: causal, two frames in front (copies of upsampled frame 0 for
+    v1.1, zeros for v1.0); non-causal, one zero frame on each side.
+    """
+    up = _upsampled_sources(frames, mode, lead_frames)
+    if mode is TimeMode.CAUSAL_V1_1:
+        padded = [up[0], up[0], *up]
+    elif mode.causal:
+        padded = [{}, {}, *up]
+    else:
+        padded = [{}, *up, {}]
+    result = []
+    for frame in range(len(up)):
+        weights: dict[tuple[int, int], float] = {}
+        for tap in range(3):
+            for source, w in padded[frame + tap].items():
+                weights[tap, source] = weights.get((tap, source), 0.0) + w
+        result.append(weights)
+    return result
 
 
 class AlphaBlender(TemporalSamplerPair):

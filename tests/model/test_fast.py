@@ -7,10 +7,14 @@ rounding, the 5-D temporal convolution equals the per-pixel Conv1d, and bf16 sta
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
 from vidtok_kit import fast
+from vidtok_kit.compiled import CompiledFunction
+from vidtok_kit.errors import InputError
 from vidtok_kit.model.blocks import TemporalResBlock
 from vidtok_kit.model.layers import StreamState, TimeConv, TimeMode, from_pixels, to_pixels
 from vidtok_kit.testing import tiny_model
@@ -69,15 +73,20 @@ def test_bf16_mode_is_a_copy_and_close() -> None:
     assert (latent - ref).abs().max() < 0.1 * ref.abs().max()
 
 
+@pytest.mark.parametrize("channels_last", [False, True], ids=["ncdhw", "channels-last"])
 @pytest.mark.parametrize("mode", list(TimeMode), ids=lambda m: m.value)
 @pytest.mark.parametrize("stride", [1, 2])
-def test_timeconv_5d_equals_per_pixel(mode: TimeMode, stride: int) -> None:
+def test_timeconv_5d_equals_per_pixel(mode: TimeMode, stride: int, channels_last: bool) -> None:
+    """The 5-D forms (a (3, 1, 1) Conv3d, or for channels-last clips a dilated 2-D conv) equal Conv1d per pixel."""
     torch.manual_seed(0)
     conv = TimeConv(6, 5, 3, mode=mode, dims=1, time_stride=stride, time_padding=0 if stride == 2 else None)
     x = torch.randn(2, 6, 8, 3, 4)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last_3d)
     with torch.no_grad():
         ref = from_pixels(conv(to_pixels(x)), 2, 3)
         out = conv(x)
+    assert out.shape == ref.shape
     torch.testing.assert_close(out, ref, atol=1e-6, rtol=0)
 
 
@@ -95,3 +104,60 @@ def test_temporal_block_5d_equals_per_pixel_and_streams() -> None:
         a = block(x[:, :, :3], s1)
         b = block(x[:, :, 3:], StreamState(s1.present))
     torch.testing.assert_close(torch.cat([a, b], dim=2), ref, atol=1e-6, rtol=0)
+
+
+def test_fast_tokenizer_chunked_equals_whole_and_reference() -> None:
+    model = _model(True, "fsq")
+    x = torch.rand(1, 3, 17, 32, 32) * 2 - 1
+    with torch.no_grad():
+        ref = model.encode(x)
+        recon = model.decode(ref.latent)
+    for chunk in (None, 1, 2, 3):
+        fast_model = fast.FastTokenizer(model, chunk_latents=chunk)
+        reg = fast_model.encode_reg(x)
+        torch.testing.assert_close(reg.latent, ref.latent, atol=1e-5, rtol=0)
+        assert torch.equal(reg.indices, ref.indices)
+        torch.testing.assert_close(fast_model.decode(ref.latent), recon, atol=1e-5, rtol=0)
+    with pytest.raises(InputError, match="chunk_latents"):
+        fast.FastTokenizer(model, chunk_latents=0)
+
+
+def test_compile_failure_falls_back_to_eager_once() -> None:
+    def broken_backend(graph, inputs):
+        raise RuntimeError("no C++ compiler on this machine")
+
+    doubled = CompiledFunction(lambda x: x * 2, name="the doubler", backend=broken_backend)
+    with pytest.warns(RuntimeWarning, match=r"the doubler \(RuntimeError: no C\+\+ compiler on this machine\)"):
+        out = doubled(torch.ones(3))
+    assert torch.equal(out, torch.full((3,), 2.0))
+    assert not doubled.active and "no C++ compiler" in doubled.failure
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once: later calls run eagerly and quietly
+        assert torch.equal(doubled(torch.ones(2)), torch.full((2,), 2.0))
+
+
+def test_compiled_function_passes_input_errors_through() -> None:
+    def strict(x):
+        if x.shape[0] > 2:
+            raise InputError("too many rows")
+        return x + 1
+
+    fn = CompiledFunction(strict, name="strict")
+    with pytest.raises(InputError, match="too many rows"):
+        fn(torch.ones(3))
+    assert fn.active
+
+
+def test_compiled_tokenizer_equals_eager() -> None:
+    """A real Inductor compile of a tiny causal model (about a minute on 2 cores)."""
+    model = _model(True, "kl")
+    x = torch.rand(1, 3, 9, 32, 32) * 2 - 1
+    with torch.no_grad():
+        ref = model.encode(x).latent
+        recon = model.decode(ref)
+    compiled = fast.FastTokenizer(model, compile=True)
+    latent = compiled.encode(x)
+    out = compiled.decode(ref)
+    assert compiled.compiled, "compiling failed: " + str(compiled._encoder.failure or compiled._decoder.failure)
+    torch.testing.assert_close(latent, ref, atol=1e-5, rtol=0)
+    torch.testing.assert_close(out, recon, atol=1e-5, rtol=0)
