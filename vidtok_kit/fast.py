@@ -39,6 +39,7 @@ from torch import Tensor
 from vidtok_kit.compiled import CompiledFunction
 from vidtok_kit.errors import InputError
 from vidtok_kit.model.layers import StreamState, TimeMode
+from vidtok_kit.model.shortcuts import fast_arithmetic
 from vidtok_kit.stream.steps import V11_MIN_FIRST_LATENTS
 
 if TYPE_CHECKING:
@@ -124,7 +125,7 @@ class FastTokenizer:
         """(B, C, T, H, W) in [-1, 1] -> the regularizer output (``.latent``, ``.indices``), as ``model.encode``."""
         model = self.model
         model.check_video(x)
-        with torch.inference_mode():
+        with torch.inference_mode(), fast_arithmetic():
             padded = model.pad_frames(_layout(x, self._param))
             if self.chunk_latents is None:
                 h = self._encoder(padded, None)[0]
@@ -148,7 +149,7 @@ class FastTokenizer:
         """float latents (B, z, T', H', W') -> float32 video, equal to ``model.decode(latent, num_frames=...)``."""
         model = self.model
         model._check_latent(latent)
-        with torch.inference_mode():
+        with torch.inference_mode(), fast_arithmetic():
             z = _layout(latent, self._param)
             if self.chunk_latents is None:
                 full = self._decoder(z, None, True)[0]

@@ -15,7 +15,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from vidtok_kit.model.autoencoder import VideoTokenizer
-from vidtok_kit.model.shortcuts import original_arithmetic
+from vidtok_kit.model.shortcuts import fast_arithmetic
 
 __all__ = ["Profile", "profile_model"]
 
@@ -76,7 +76,7 @@ def profile_model(model: VideoTokenizer, shape: tuple[int, int, int]) -> Profile
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), original_arithmetic():
+        with torch.no_grad(), fast_arithmetic(enabled=False):
             with FlopCounterMode(display=False) as enc_counter:
                 enc = model.encoder(model.pad_frames(x))
             latent = model.regularizer(enc).latent

@@ -92,7 +92,7 @@ class AlphaBlenderUp(nn.Module):
         to float rounding; for inference only (see :func:`_may_fold`).
         """
         conv = self.conv.conv
-        b, c, t = x.shape[:3]
+        b, _, t = x.shape[:3]
         keep = (1 - alpha).to(conv.weight.dtype)
         taps_weight = (conv.weight * keep).transpose(0, 2).transpose(1, 2).flatten(0, 1)  # (3 C_out, C_in, 3, 3)
         taps = from_frames(F.conv2d(to_frames(x), taps_weight, None, padding=1), b).unflatten(1, (3, -1))

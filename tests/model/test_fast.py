@@ -16,7 +16,8 @@ from vidtok_kit import fast
 from vidtok_kit.compiled import CompiledFunction
 from vidtok_kit.errors import InputError
 from vidtok_kit.model.blocks import TemporalResBlock
-from vidtok_kit.model.layers import StreamState, TimeConv, TimeMode, from_pixels, to_pixels
+from vidtok_kit.model.layers import StreamState, TimeConv, TimeMode, causal_front_pad, from_pixels, to_pixels
+from vidtok_kit.model.shortcuts import fast_arithmetic
 from vidtok_kit.testing import tiny_model
 
 CASES = [(True, "kl"), (True, "fsq"), (False, "kl")]
@@ -161,3 +162,13 @@ def test_compiled_tokenizer_equals_eager() -> None:
     assert compiled.compiled, "compiling failed: " + str(compiled._encoder.failure or compiled._decoder.failure)
     torch.testing.assert_close(latent, ref, atol=1e-5, rtol=0)
     torch.testing.assert_close(out, recon, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("mode", [TimeMode.CAUSAL_V1_0, TimeMode.CAUSAL_V1_1], ids=lambda m: m.value)
+def test_causal_padding_keeps_channels_last(mode: TimeMode) -> None:
+    """A channels-last clip stays channels-last through the causal front padding (the fast conv layout)."""
+    x = torch.randn(1, 8, 5, 4, 4).contiguous(memory_format=torch.channels_last_3d)
+    with fast_arithmetic():
+        padded = causal_front_pad(x, 2, mode, None)
+    assert padded.is_contiguous(memory_format=torch.channels_last_3d)
+    torch.testing.assert_close(padded[:, :, 2:], x)

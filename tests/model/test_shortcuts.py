@@ -3,7 +3,7 @@
 :mod:`vidtok_kit.model.subpixel` (spatial upsampler on the small image) and AlphaBlender's
 low-rate time upsampler are checked against the direct computation they replace, on inputs that
 exercise the edges (odd sizes, the v1.1 lead frames, both memory layouts), and the whole model
-with shortcuts against the whole model inside :func:`original_arithmetic`.
+inside :func:`fast_arithmetic` against the whole model without it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from vidtok_kit.plugins.temporal.alphablender import AlphaBlenderConfig, AlphaBlenderUp, _tap_weights
 
 from vidtok_kit.model.layers import TimeMode
-from vidtok_kit.model.shortcuts import original_arithmetic, shortcuts_enabled
+from vidtok_kit.model.shortcuts import fast_arithmetic, shortcuts_enabled
 from vidtok_kit.model.subpixel import fold_nearest_up_kernel, nearest_up_conv2d
 from vidtok_kit.testing import perturb_parameters, tiny_model
 
@@ -70,9 +70,9 @@ def test_alphablender_up_low_rate_form_equals_direct(mode: TimeMode, lead: int, 
     up = perturb_parameters(AlphaBlenderUp(AlphaBlenderConfig(), channels=6, mode=mode, lead_frames=lead), 0.3)
     x = torch.randn(2, 6, frames, 8, 7).contiguous(memory_format=torch.channels_last_3d)
     with torch.no_grad():
-        with original_arithmetic():
-            ref = up(x)
-        out = up(x)
+        ref = up(x)
+        with fast_arithmetic():
+            out = up(x)
     assert out.shape == ref.shape == (2, 6, 2 * frames, 8, 7)
     torch.testing.assert_close(out, ref, atol=2e-5, rtol=0)
 
@@ -82,7 +82,7 @@ def test_alphablender_up_low_rate_form_halves_the_conv_macs() -> None:
     x = torch.randn(1, 8, 6, 8, 8)
     counts = []
     with torch.no_grad():
-        for ctx in (original_arithmetic, torch.no_grad):
+        for ctx in (torch.no_grad, fast_arithmetic):
             with ctx(), FlopCounterMode(display=False) as counter:
                 up(x)
             counts.append(counter.get_total_flops())
@@ -105,10 +105,22 @@ def test_model_with_shortcuts_equals_original_arithmetic(causal: bool, version: 
     model = perturb_parameters(tiny_model(causal=causal, version=version))
     x = torch.rand(1, 3, 9 if causal else 8, 32, 32) * 2 - 1
     with torch.no_grad():
-        with original_arithmetic():
-            assert not shortcuts_enabled()
-            latent = model.encode(x).latent
-            ref = model.decode(latent)
-        assert shortcuts_enabled()
-        torch.testing.assert_close(model.encode(x).latent, latent, atol=1e-5, rtol=0)
-        torch.testing.assert_close(model.decode(latent), ref, atol=1e-5, rtol=0)
+        assert not shortcuts_enabled()
+        latent = model.encode(x).latent
+        ref = model.decode(latent)
+        with fast_arithmetic():
+            assert shortcuts_enabled()
+            torch.testing.assert_close(model.encode(x).latent, latent, atol=1e-5, rtol=0)
+            torch.testing.assert_close(model.decode(latent), ref, atol=1e-5, rtol=0)
+        with fast_arithmetic(), torch.enable_grad():  # training keeps the direct AlphaBlender form
+            torch.testing.assert_close(model.decode(latent), ref, atol=1e-5, rtol=0)
+
+
+def test_nearest_up_conv2d_functional_interleave_is_the_same() -> None:
+    """The stacking interleave (what compilers and exporters see) equals the buffer writes."""
+    torch.manual_seed(0)
+    weight, bias = torch.randn(4, 5, 3, 3), torch.randn(4)
+    x = torch.randn(2, 5, 6, 7)
+    ref = F.conv2d(F.interpolate(x, scale_factor=2.0, mode="nearest"), weight, bias, padding=1)
+    torch.testing.assert_close(nearest_up_conv2d(x, weight, bias, functional=True), ref, atol=2e-5, rtol=0)
+    assert torch.equal(nearest_up_conv2d(x, weight, bias, functional=True), nearest_up_conv2d(x, weight, bias, functional=False))

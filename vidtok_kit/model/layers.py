@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from vidtok_kit.model.shortcuts import shortcuts_enabled
+
 __all__ = [
     "ChannelNorm",
     "FrameConv",
@@ -148,14 +150,16 @@ def causal_front_pad(x: Tensor, frames: int, mode: TimeMode, state: StreamState 
         front = first.expand(*first.shape[:2], frames, *first.shape[3:])
         if mode is TimeMode.CAUSAL_V1_0:
             front = torch.zeros_like(front)
-        if x.ndim == 5 and x.is_contiguous(memory_format=torch.channels_last_3d):
-            # torch.cat keeps channels-last only if every part has it; the expanded front does not
+        if shortcuts_enabled() and x.ndim == 5 and x.is_contiguous(memory_format=torch.channels_last_3d):
+            # keep the fast path channels-last: torch.cat keeps that layout only if every part
+            # has it, and the expanded front does not
             front = front.contiguous(memory_format=torch.channels_last_3d)
         padded = torch.cat([front, x], dim=2)
     else:
         padded = torch.cat([past.to(x.dtype), x], dim=2)
     if state is not None:
-        state.put(padded.narrow(2, padded.shape[2] - frames, frames))
+        # a copy: a view would keep the whole padded chunk alive until the next step
+        state.put(padded.narrow(2, padded.shape[2] - frames, frames).clone())
     return padded
 
 
@@ -203,7 +207,9 @@ class TimeConv(nn.Module):
             x = causal_front_pad(x, self.front, self.mode, state)
         if x.ndim == 5 and isinstance(self.conv, nn.Conv1d):
             conv = self.conv
-            if conv.stride[0] == 1 and x.is_contiguous(memory_format=torch.channels_last_3d):
+            if state is None and shortcuts_enabled() and conv.stride[0] == 1 and x.is_contiguous(memory_format=torch.channels_last_3d):
+                # whole clips only: streamed steps keep one conv algorithm for first and later
+                # chunks, so a zero initial state reproduces the first step bit for bit
                 return _time_conv_channels_last(x, conv)
             # a per-pixel 1-D conv run on (B, C, T, H, W) directly as a (k, 1, 1) Conv3d with the
             # same weights: no (B*H*W, C, T) copies, and ~2x faster in oneDNN (same numbers).
@@ -283,7 +289,7 @@ def _linear_double_stream(x: Tensor, lead_frames: int, state: StreamState) -> Te
         parts.append(_linear_interior(torch.cat([extended, extended[:, :, -1:]], dim=2).float()))
     elif extended.shape[2] > 2:
         parts.append(_linear_interior(extended.float()))
-    state.put(extended[:, :, -2:])
+    state.put(extended[:, :, -2:].clone())  # a copy, not a view that pins the whole chunk
     if not parts:  # a single new frame after an empty state: it is held, nothing to emit yet
         return x.new_empty((*x.shape[:2], 0, *x.shape[3:]), dtype=torch.float32)
     return torch.cat(parts, dim=2)

@@ -1,11 +1,14 @@
-"""Exact algebraic shortcuts in the layers, and a switch back to the original arithmetic.
+"""Exact algebraic shortcuts in the layers, switched on by the inference fast path.
 
-Some layers compute the same function as the original VidTok code with fewer operations: the
-spatial upsampler as four 2x2 convolutions of the small image (:mod:`vidtok_kit.model.subpixel`),
-the AlphaBlender time upsampler from 2-D convolutions of the low-rate frames (inference only).
-Results agree to float rounding, but the multiply-accumulate count differs from the paper's, so
-counting (``vidtok-kit profile``) and checks against the original code's arithmetic run inside
-:func:`original_arithmetic`.
+Some layers can compute the same function as the original VidTok code with fewer operations or a
+faster memory layout: the spatial upsampler as four 2x2 convolutions of the small image
+(:mod:`vidtok_kit.model.subpixel`), the AlphaBlender time upsampler from 2-D convolutions of the
+low-rate frames, a per-pixel time convolution of a channels-last clip as one dilated 2-D conv.
+Results agree with the original arithmetic to float rounding (~1e-6), not bit for bit, so they
+are used only inside :func:`fast_arithmetic` (which :class:`vidtok_kit.fast.FastTokenizer`
+enters): training, streaming, export, ``vidtok-kit profile`` (the paper's MAC counts) and plain
+``model.encode`` / ``decode`` keep the original arithmetic, and streamed chunks keep matching
+whole-clip runs to 1e-5.
 """
 
 from __future__ import annotations
@@ -13,22 +16,22 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-__all__ = ["original_arithmetic", "shortcuts_enabled"]
+__all__ = ["fast_arithmetic", "shortcuts_enabled"]
 
-_original = False
+_enabled = False
 
 
 def shortcuts_enabled() -> bool:
-    """False inside :func:`original_arithmetic`."""
-    return not _original
+    """True inside :func:`fast_arithmetic`."""
+    return _enabled
 
 
 @contextlib.contextmanager
-def original_arithmetic() -> Iterator[None]:
-    """Compute every layer the way the original code does (for counting MACs as the paper does)."""
-    global _original
-    previous, _original = _original, True
+def fast_arithmetic(enabled: bool = True) -> Iterator[None]:
+    """Let the layers use their shortcuts (``enabled=False``: force the original arithmetic)."""
+    global _enabled
+    previous, _enabled = _enabled, enabled
     try:
         yield
     finally:
-        _original = previous
+        _enabled = previous

@@ -37,10 +37,13 @@ def fold_nearest_up_kernel(weight: Tensor) -> Tensor:
     return folded.reshape(4 * weight.shape[0], *weight.shape[1:2], 2, 2).to(weight.dtype)
 
 
-def nearest_up_conv2d(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+def nearest_up_conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, *, functional: bool | None = None) -> Tensor:
     """``conv2d(interpolate(x, scale_factor=2, mode="nearest"), weight, bias, padding=1)`` for 3x3 ``weight``.
 
-    (N, C_in, H, W) -> (N, C_out, 2H, 2W), in ``x``'s memory format.
+    (N, C_in, H, W) -> (N, C_out, 2H, 2W), in ``x``'s memory format (eager).
+
+    :param functional: interleave the phases by stacking (for compilers and exporters) instead of
+        writing them into a buffer; None decides by whether a graph is being compiled or exported.
     """
     n, _, h, w = x.shape
     c_out = weight.shape[0]
@@ -49,9 +52,12 @@ def nearest_up_conv2d(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     # window starting at small row i - 1 + a, i.e. positions a .. a + H - 1
     phases = F.conv2d(x, fold_nearest_up_kernel(weight), phase_bias, padding=1)
     windows = [phases[:, k * c_out : (k + 1) * c_out, a : a + h, b : b + w] for k, (a, b) in enumerate(_PHASES)]
-    if torch.compiler.is_compiling():
+    if functional is None:
+        functional = torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+    if functional:
         # functional interleave: a compiler fuses it into one kernel, while writes into slices of
-        # a buffer would become whole-buffer scatters after functionalization
+        # a buffer would become whole-buffer scatters after functionalization (and exporters
+        # would write them as scatter operators)
         rows = [torch.stack(windows[2 * a : 2 * a + 2], dim=-1) for a in (0, 1)]  # (N, C, H, W, 2) each
         return torch.stack(rows, dim=3).reshape(n, c_out, 2 * h, 2 * w)
     channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
