@@ -38,9 +38,10 @@ from torch import Tensor
 
 from vidtok_kit.compiled import CompiledFunction
 from vidtok_kit.errors import InputError
-from vidtok_kit.model.layers import StreamState, TimeMode
+from vidtok_kit.model.frames import frames_to_keep
+from vidtok_kit.model.layers import StreamState
 from vidtok_kit.model.shortcuts import fast_arithmetic
-from vidtok_kit.stream.steps import V11_MIN_FIRST_LATENTS
+from vidtok_kit.stream.steps import first_step_latents
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -155,17 +156,13 @@ class FastTokenizer:
                 full = self._decoder(z, None, True)[0]
             else:
                 full = torch.cat(list(self._decode_chunks(z)), dim=2)
-        keep = model.output_frames(latent.shape[2]) if num_frames is None else num_frames
-        if not 1 <= keep <= full.shape[2]:
-            raise InputError(f"num_frames must be in 1..{full.shape[2]} for {latent.shape[2]} latent frames, got {keep}")
+        keep = frames_to_keep(full.shape[2], latent.shape[2], num_frames, default=model.output_frames(latent.shape[2]))
         return full[:, :, full.shape[2] - keep :].float()
 
     def _decode_chunks(self, z: Tensor):  # type: ignore[no-untyped-def]
         assert self.chunk_latents is not None
         total, step = z.shape[2], self.chunk_latents
-        # a v1.1 stream's first step needs a few latents so every upsampler can hold frames back
-        first = max(step, V11_MIN_FIRST_LATENTS) if self.model.mode is TimeMode.CAUSAL_V1_1 else step
-        bounds = [0, min(first, total)]
+        bounds = [0, min(first_step_latents(self.model, step), total)]
         while bounds[-1] < total:
             bounds.append(min(bounds[-1] + step, total))
         past: list[Tensor] | None = None

@@ -161,9 +161,7 @@ class ExportedTokenizer:
         return self._crop(self.run("decode_indices", indices)[0], indices.shape[1], num_frames).to(indices.device)
 
     def _crop(self, full: Tensor, latents: int, num_frames: int | None) -> Tensor:
-        keep = self.output_frames(latents) if num_frames is None else num_frames
-        if not 1 <= keep <= full.shape[2]:
-            raise InputError(f"num_frames must be in 1..{full.shape[2]} for {latents} latent frames, got {keep}")
+        keep = frame_rules.frames_to_keep(full.shape[2], latents, num_frames, default=self.output_frames(latents))
         return full[:, :, full.shape[2] - keep :].to(torch.float32)
 
     # -- streaming (causal models) --------------------------------------------------------------

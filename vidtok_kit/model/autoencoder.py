@@ -113,9 +113,7 @@ class VideoTokenizer(nn.Module):
         """
         self._check_latent(latent)
         full = self.decoder(latent)
-        keep = self.output_frames(latent.shape[2]) if num_frames is None else num_frames
-        if not 1 <= keep <= full.shape[2]:
-            raise InputError(f"num_frames must be in 1..{full.shape[2]} for {latent.shape[2]} latent frames, got {keep}")
+        keep = frame_rules.frames_to_keep(full.shape[2], latent.shape[2], num_frames, default=self.output_frames(latent.shape[2]))
         return full[:, :, full.shape[2] - keep :]
 
     def decode_indices(self, indices: Tensor, *, num_frames: int | None = None) -> Tensor:

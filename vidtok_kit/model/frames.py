@@ -8,9 +8,10 @@ time factor ``tdf``. v1.0 pads ``tdf - 1`` frames and so needs ``T = 1 + k * tdf
 
 from __future__ import annotations
 
+from vidtok_kit.errors import InputError
 from vidtok_kit.model.layers import TimeMode
 
-__all__ = ["allowed_frames", "front_padding", "latent_frames", "output_frames", "valid_frames"]
+__all__ = ["allowed_frames", "frames_to_keep", "front_padding", "latent_frames", "output_frames", "valid_frames"]
 
 
 def front_padding(frames: int, *, tdf: int, mode: TimeMode) -> int:
@@ -50,3 +51,14 @@ def output_frames(latents: int, *, tdf: int, mode: TimeMode) -> int:
     if mode.causal:
         return tdf * (latents - 1) + 1
     return tdf * latents
+
+
+def frames_to_keep(decoded: int, latents: int, num_frames: int | None, *, default: int) -> int:
+    """How many trailing frames of ``decoded`` decoded frames to return: ``num_frames``, or ``default``.
+
+    :raises InputError: ``num_frames`` outside 1..``decoded``.
+    """
+    keep = default if num_frames is None else num_frames
+    if not 1 <= keep <= decoded:
+        raise InputError(f"num_frames must be in 1..{decoded} for {latents} latent frames, got {keep}")
+    return keep

@@ -33,7 +33,7 @@ from vidtok_kit.stream.budget import (
     plan_stream,
 )
 from vidtok_kit.stream.buffers import Crossfade, FrameQueue
-from vidtok_kit.stream.steps import V11_MIN_FIRST_LATENTS, decode_step, encode_step
+from vidtok_kit.stream.steps import decode_step, encode_step, first_step_latents
 from vidtok_kit.stream.tiles import TileGrid
 from vidtok_kit.stream.windows import temporal_radius
 
@@ -319,8 +319,7 @@ class StreamingDecoder(_Streamer):
     def _causal(self, queue: FrameQueue, grid: TileGrid) -> Iterator[Tensor]:
         chunk = self.plan.chunk  # type: ignore[union-attr]
         states: list[list[Tensor] | None] = [None] * len(grid)
-        first_min = V11_MIN_FIRST_LATENTS if self.model.mode is TimeMode.CAUSAL_V1_1 else 1
-        want = max(chunk, first_min)
+        want = first_step_latents(self.model, chunk)
         while True:
             queue.fill(want + 1)
             z = queue.take(want)

@@ -48,6 +48,7 @@ __all__ = [
     "StateEntry",
     "decode_step",
     "encode_step",
+    "first_step_latents",
     "initial_state",
     "state_layout",
 ]
@@ -72,6 +73,12 @@ class DecodeStep(NamedTuple):
     #: behind the input (the held-back frames come out with the next step or the final one)
     frames: Tensor
     state: list[Tensor]
+
+
+def first_step_latents(model: VideoTokenizer, chunk: int) -> int:
+    """Latents the first decode step takes when later steps take ``chunk``: at least
+    :data:`V11_MIN_FIRST_LATENTS` for v1.1, so every time upsampler can hold frames back."""
+    return max(chunk, V11_MIN_FIRST_LATENTS) if model.mode is TimeMode.CAUSAL_V1_1 else chunk
 
 
 def _check_causal(model: VideoTokenizer) -> None:
