@@ -22,8 +22,13 @@ from vidtok_kit.errors import InputError
 
 __all__ = ["CompiledFunction"]
 
-#: Inductor options: parameters become constants (weights pre-packed for oneDNN) at inference
-INFERENCE_OPTIONS: dict[str, Any] = {"freezing": True}
+#: Inductor options for inference graphs:
+#: ``freezing``: parameters become constants (weights pre-packed for oneDNN);
+#: ``realize_acc_reads_size_threshold``: a sum of equal-sized large buffers is written out once
+#: its reads reach 16 MiB. By default Inductor keeps a residual stream unevaluated (``x + h1 + h2
+#: + ...``, up to 12 reads on CPU) and recomputes it inside every consumer, so every block's
+#: output stayed alive: a third of the encoder's peak memory.
+INFERENCE_OPTIONS: dict[str, Any] = {"freezing": True, "realize_acc_reads_size_threshold": 16 * 2**20}
 
 
 def _one_line(exc: BaseException) -> str:

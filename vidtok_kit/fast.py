@@ -127,7 +127,7 @@ class FastTokenizer:
         model = self.model
         model.check_video(x)
         with torch.inference_mode(), fast_arithmetic():
-            padded = model.pad_frames(_layout(x, self._param))
+            padded = _layout(model.pad_frames(x), self._param)  # padding concatenates: layout after
             if self.chunk_latents is None:
                 h = self._encoder(padded, None)[0]
             else:

@@ -25,7 +25,7 @@ from vidtok_kit.model.layers import (
     to_frames,
     upsample_time,
 )
-from vidtok_kit.model.shortcuts import shortcuts_enabled
+from vidtok_kit.model.shortcuts import keep_channels_last, shortcuts_enabled
 
 __all__ = ["AlphaBlender", "AlphaBlenderDown", "AlphaBlenderUp"]
 
@@ -59,7 +59,7 @@ class AlphaBlenderDown(nn.Module):
         else:
             x = F.pad(x, (0, 0, 0, 0, 0, 1))
             pooled, conv = _avg_pool_time(x), self.conv(x)
-        return alpha * pooled + (1 - alpha) * conv
+        return keep_channels_last(alpha * pooled + (1 - alpha) * conv, x)  # avg_pool3d returns NCDHW
 
 
 class AlphaBlenderUp(nn.Module):
@@ -83,54 +83,65 @@ class AlphaBlenderUp(nn.Module):
     def _blend_from_low_rate(self, x: Tensor, alpha: Tensor) -> Tensor:
         """The same blend computed from the *low-rate* frames: half the conv MACs, no upsampled copy.
 
-        Time upsampling and padding make every (padded) upsampled frame a fixed weighted sum of
-        input frames, and a 2-D convolution commutes with such sums. So the three temporal taps
-        of the 3x3x3 kernel run as one 2-D conv with 3C outputs over the T input frames (27 T
-        frame-taps instead of 54 T), and each output frame is the weighted sum of the few tap
-        images and input frames it is made of (:func:`_tap_weights`, :func:`_upsampled_sources`),
-        written straight into the output. The interpolated clip is never built. Same numbers up
-        to float rounding; for inference only (see :func:`_may_fold`).
+        See :func:`blend_up_from_low_rate`; it is a custom operator so that compiled graphs run it
+        as one opaque kernel with its own memory plan (one tap image alive at a time).
         """
         conv = self.conv.conv
-        b, _, t = x.shape[:3]
-        keep = (1 - alpha).to(conv.weight.dtype)
-        taps_weight = (conv.weight * keep).transpose(0, 2).transpose(1, 2).flatten(0, 1)  # (3 C_out, C_in, 3, 3)
-        taps = from_frames(F.conv2d(to_frames(x), taps_weight, None, padding=1), b).unflatten(1, (3, -1))
-        bias = (conv.bias * keep).view(1, -1, 1, 1).to(taps.dtype)
-        tap_terms = [
-            [(taps[:, tap, :, source], weight) for (tap, source), weight in frame.items()]
-            for frame in _tap_weights(t, self.mode, self.lead_frames)
-        ]
-        up_sources = _upsampled_sources(t, self.mode, self.lead_frames)
-        if torch.compiler.is_compiling():
-            # functional form: a compiler fuses each frame's sum into the stacking kernel, while
-            # in-place writes into a buffer would become whole-buffer scatters
-            scaled = x * alpha
-            frames = [
-                _weighted_sum(bias, terms + [(scaled[:, :, i], w) for i, w in sources.items()])
-                for terms, sources in zip(tap_terms, up_sources)
-            ]
-            return torch.stack(frames, dim=2)
-        fmt = torch.channels_last_3d if x.is_contiguous(memory_format=torch.channels_last_3d) else torch.contiguous_format
-        out = torch.empty((b, taps.shape[2], 2 * t, *x.shape[3:]), dtype=taps.dtype, device=x.device, memory_format=fmt)
-        for frame, terms in enumerate(tap_terms):
-            acc = out[:, :, frame]
-            acc.copy_(bias.expand_as(acc))
-            for source, weight in terms:
-                acc.add_(source, alpha=weight)
-        del taps, tap_terms  # the tap images are the largest temporaries: free them before scaling x
-        scaled = x * alpha
-        for frame, sources in enumerate(up_sources):
-            for source, weight in sources.items():
-                out[:, :, frame].add_(scaled[:, :, source], alpha=weight)
-        return out
+        return torch.ops.vidtok_kit.alphablender_up_low_rate(
+            x, conv.weight, conv.bias, alpha, self.mode.value, self.lead_frames
+        )
 
 
-def _weighted_sum(start: Tensor, terms: list[tuple[Tensor, float]]) -> Tensor:
-    total = start
-    for source, weight in terms:
-        total = total + source * weight
-    return total
+def blend_up_from_low_rate(
+    x: Tensor, weight: Tensor, bias: Tensor, alpha: Tensor, mode: str, lead_frames: int
+) -> Tensor:
+    """``alpha * up(x) + (1 - alpha) * conv3d(pad(up(x)))`` without building ``up(x)``.
+
+    Time upsampling and padding make every (padded) upsampled frame a fixed weighted sum of input
+    frames, and a 2-D convolution commutes with such sums. So each temporal tap ``k`` of the
+    3x3x3 kernel runs as a 2-D conv over the T input frames (27 T frame-taps in all instead of
+    54 T), and each output frame adds the weighted tap images and input frames it is made of
+    (:func:`_tap_weights`, :func:`_upsampled_sources`) in place. Only one tap image is alive at a
+    time: the peak is input + output + one input-sized image. Same numbers up to float rounding;
+    for inference only (see :func:`_may_fold`).
+
+    Under ``torch.compile`` this runs as one extern kernel: traced as ops, its per-frame in-place
+    sums became whole-buffer scatters and the functional form kept all three tap images, the
+    output and the next norm's output alive together (the decoder's peak).
+    """
+    time_mode = TimeMode(mode)
+    b, t = x.shape[0], x.shape[2]
+    keep = (1 - alpha).to(weight.dtype)
+    share = float(alpha)
+    out = _empty_output(x, weight.shape[0])
+    for frame, sources in enumerate(_upsampled_sources(t, time_mode, lead_frames)):
+        acc = out[:, :, frame]
+        acc.copy_((bias * keep).view(1, -1, 1, 1).expand_as(acc))
+        for source, w in sources.items():
+            acc.add_(x[:, :, source], alpha=w * share)
+    frames = to_frames(x)
+    for tap, terms in enumerate(_tap_weights(t, time_mode, lead_frames)):
+        image = from_frames(F.conv2d(frames, weight[:, :, tap] * keep, None, padding=1), b)
+        for frame, sources in enumerate(terms):
+            for source, w in sources.items():
+                out[:, :, frame].add_(image[:, :, source], alpha=w)
+        del image
+    return out
+
+
+_blend_up_op = torch.library.custom_op("vidtok_kit::alphablender_up_low_rate", blend_up_from_low_rate, mutates_args=())
+
+
+@_blend_up_op.register_fake
+def _(x: Tensor, weight: Tensor, bias: Tensor, alpha: Tensor, mode: str, lead_frames: int) -> Tensor:
+    return _empty_output(x, weight.shape[0])
+
+
+def _empty_output(x: Tensor, channels: int) -> Tensor:
+    """(B, channels, 2T, H, W) in ``x``'s memory format (channels-last in, channels-last out)."""
+    b, _, t = x.shape[:3]
+    fmt = torch.channels_last_3d if x.is_contiguous(memory_format=torch.channels_last_3d) else torch.contiguous_format
+    return torch.empty((b, channels, 2 * t, *x.shape[3:]), dtype=x.dtype, device=x.device, memory_format=fmt)
 
 
 def _may_fold() -> bool:
@@ -160,8 +171,8 @@ def _upsampled_sources(frames: int, mode: TimeMode, lead_frames: int) -> list[di
     return out
 
 
-def _tap_weights(frames: int, mode: TimeMode, lead_frames: int) -> list[dict[tuple[int, int], float]]:
-    """For each output frame of the 3-tap time conv over the upsampled clip: {(tap, input frame): weight}.
+def _tap_weights(frames: int, mode: TimeMode, lead_frames: int) -> list[list[dict[int, float]]]:
+    """For each tap of the 3-tap time conv over the upsampled clip, for each output frame: {input frame: weight}.
 
     Padding as :class:`TimeConv`: causal, two frames in front (copies of upsampled frame 0 for
     v1.1, zeros for v1.0); non-causal, one zero frame on each side.
@@ -173,14 +184,7 @@ def _tap_weights(frames: int, mode: TimeMode, lead_frames: int) -> list[dict[tup
         padded = [{}, {}, *up]
     else:
         padded = [{}, *up, {}]
-    result = []
-    for frame in range(len(up)):
-        weights: dict[tuple[int, int], float] = {}
-        for tap in range(3):
-            for source, w in padded[frame + tap].items():
-                weights[tap, source] = weights.get((tap, source), 0.0) + w
-        result.append(weights)
-    return result
+    return [[padded[frame + tap] for frame in range(len(up))] for tap in range(3)]
 
 
 class AlphaBlender(TemporalSamplerPair):

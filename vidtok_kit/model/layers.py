@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from vidtok_kit.model.shortcuts import shortcuts_enabled
+from vidtok_kit.model.shortcuts import keep_channels_last, shortcuts_enabled
 
 __all__ = [
     "ChannelNorm",
@@ -205,6 +205,9 @@ class TimeConv(nn.Module):
     def forward(self, x: Tensor, state: StreamState | None = None) -> Tensor:
         if self.front:
             x = causal_front_pad(x, self.front, self.mode, state)
+        return keep_channels_last(self._conv(x, state), x)
+
+    def _conv(self, x: Tensor, state: StreamState | None) -> Tensor:
         if x.ndim == 5 and isinstance(self.conv, nn.Conv1d):
             conv = self.conv
             if state is None and shortcuts_enabled() and conv.stride[0] == 1 and x.is_contiguous(memory_format=torch.channels_last_3d):

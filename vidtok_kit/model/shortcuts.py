@@ -16,7 +16,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-__all__ = ["fast_arithmetic", "shortcuts_enabled"]
+import torch
+from torch import Tensor
+
+__all__ = ["fast_arithmetic", "keep_channels_last", "shortcuts_enabled"]
 
 _enabled = False
 
@@ -35,3 +38,17 @@ def fast_arithmetic(enabled: bool = True) -> Iterator[None]:
         yield
     finally:
         _enabled = previous
+
+
+def keep_channels_last(out: Tensor, like: Tensor) -> Tensor:
+    """``out`` in channels-last memory when ``like`` (the layer's input) is, inside :func:`fast_arithmetic`.
+
+    oneDNN's 3-D convolution returns a channels-first output for some channels-last inputs (few
+    input channels, small frames), and one channels-first tensor turns the whole residual stream
+    channels-first (an add takes its first operand's layout): every later 2-D conv then reads
+    per-frame NCHW images and every norm makes a layout copy. A no-op where the layout already holds.
+    """
+    last = torch.channels_last_3d
+    if _enabled and out.ndim == 5 and like.is_contiguous(memory_format=last) and not out.is_contiguous(memory_format=last):
+        return out.contiguous(memory_format=last)
+    return out

@@ -52,16 +52,17 @@ def nearest_up_conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, *, functio
     # window starting at small row i - 1 + a, i.e. positions a .. a + H - 1
     phases = F.conv2d(x, fold_nearest_up_kernel(weight), phase_bias, padding=1)
     windows = [phases[:, k * c_out : (k + 1) * c_out, a : a + h, b : b + w] for k, (a, b) in enumerate(_PHASES)]
+    channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
     if functional is None:
         functional = torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
     if functional:
         # functional interleave: a compiler fuses it into one kernel, while writes into slices of
         # a buffer would become whole-buffer scatters after functionalization (and exporters
-        # would write them as scatter operators)
+        # would write them as scatter operators). Asking for x's memory format lets the compiler
+        # write the interleave channels-last, as the next layers read it (no layout copy there).
         rows = [torch.stack(windows[2 * a : 2 * a + 2], dim=-1) for a in (0, 1)]  # (N, C, H, W, 2) each
-        return torch.stack(rows, dim=3).reshape(n, c_out, 2 * h, 2 * w)
-    channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
+        return torch.stack(rows, dim=3).reshape(n, c_out, 2 * h, 2 * w).contiguous(memory_format=fmt)
     out = torch.empty((n, c_out, 2 * h, 2 * w), dtype=phases.dtype, device=x.device, memory_format=fmt)
     grid = out.unflatten(3, (w, 2)).unflatten(2, (h, 2))  # (N, C, H, 2, W, 2) view: phase-wise writes
     for window, (a, b) in zip(windows, _PHASES):
