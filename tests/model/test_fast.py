@@ -12,6 +12,7 @@ import warnings
 
 import pytest
 import torch
+from torch import nn
 
 from vidtok_kit import fast
 from vidtok_kit.compiled import CompiledFunction
@@ -174,3 +175,27 @@ def test_causal_padding_keeps_channels_last(mode: TimeMode) -> None:
         padded = causal_front_pad(x, 2, mode, None)
     assert padded.is_contiguous(memory_format=torch.channels_last_3d)
     torch.testing.assert_close(padded[:, :, 2:], x)
+
+
+@pytest.mark.parametrize("causal", [True, False], ids=["causal", "noncausal"])
+def test_fast_path_stays_channels_last_through_every_layer(causal: bool) -> None:
+    """One channels-first layer output turns the residual stream channels-first (an add keeps its
+    first operand's layout): every later conv then reads NCHW frames. Small clips are where
+    oneDNN's 3-D conv returns NCDHW for a channels-last input."""
+    model = _model(causal, "kl")
+    layers = (nn.Conv3d, nn.Conv2d, nn.Conv1d, nn.LayerNorm)  # inner modules: their wrappers are checked
+    off: list[str] = []
+
+    def check(name: str):  # type: ignore[no-untyped-def]
+        def hook(module, args, out) -> None:  # type: ignore[no-untyped-def]
+            if isinstance(out, torch.Tensor) and out.ndim == 5 and not out.is_contiguous(memory_format=torch.channels_last_3d):
+                off.append(name)
+
+        return hook
+
+    for name, module in [*model.encoder.named_modules(prefix="encoder"), *model.decoder.named_modules(prefix="decoder")]:
+        if not isinstance(module, layers):
+            module.register_forward_hook(check(name))
+    tokenizer = fast.FastTokenizer(model)
+    tokenizer.decode(tokenizer.encode(torch.rand(1, 3, 9 if causal else 8, 32, 32) * 2 - 1))
+    assert off == []
