@@ -353,7 +353,8 @@ def main() -> None:
                         r = res[impl, op]
                         out = torch.load(r["out"])
                         base = res["diffusers", op]
-                        rate = max(peaks[torch.bfloat16 if impl.endswith("bf16") else torch.float32].values())
+                        dtype = torch.bfloat16 if impl.endswith("bf16") else torch.float32
+                        rate = max(peaks[dtype].values())
                         note = f"max abs diff vs diffusers {(out - ref[op]).abs().max().item():.1e}"
                         if impl.endswith("bf16") and op == "decode" and fp32 is not None:
                             trip = torch.load(r["roundtrip"])
@@ -364,7 +365,6 @@ def main() -> None:
                                r["peak_mib"], r["peak_mib"] / max(base["peak_mib"], 1e-9),
                                r["tensor_peak_mib"], r["tensor_peak_mib"] / max(base["tensor_peak_mib"], 1e-9),
                                macs[op] / r["time"] / rate, r["first"], note)
-                        dtype = torch.bfloat16 if impl.endswith("bf16") else torch.float32
                         rows.append((row, macs[op] / r["time"], dtype))
                         print(f"{reg:3} {row[1]:10} {op:6} {impl:10} {r['time']:7.2f} s  x{row[5]:4.2f}  "
                               f"peak RSS {r['peak_mib']:6.0f} MiB ({row[7]:.2f}x)  tensors {row[8]:6.0f} MiB ({row[9]:.2f}x)  "

@@ -114,9 +114,10 @@ def blend_up_from_low_rate(
     keep = (1 - alpha).to(weight.dtype)
     share = float(alpha)
     out = _empty_output(x, weight.shape[0])
+    start = (bias * keep).view(1, -1, 1, 1)
     for frame, sources in enumerate(_upsampled_sources(t, time_mode, lead_frames)):
         acc = out[:, :, frame]
-        acc.copy_((bias * keep).view(1, -1, 1, 1).expand_as(acc))
+        acc.copy_(start.expand_as(acc))
         for source, w in sources.items():
             acc.add_(x[:, :, source], alpha=w * share)
     frames = to_frames(x)
