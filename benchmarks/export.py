@@ -56,10 +56,10 @@ def run(recipe: str | Path, *, shape: tuple[int, int, int], batch: int = 1, repe
     from vidtok_kit.export.pipeline import export_tokenizer
 
     from vidtok_kit import runtime
-    from vidtok_kit.convert.checkpoint import load_tokenizer
+    from vidtok_kit.loading import load_model
 
     t, h, w = shape
-    model = load_tokenizer(recipe, checkpoint=checkpoint).eval()
+    model = load_model(recipe, checkpoint)[0]
     x = torch.rand(batch, model.config.in_channels, t, h, w, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with torch.no_grad():
         latent = model.encode(x).latent

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 from vidtok_kit.export.shapes import Point
 
+from vidtok_kit.model.frames import front_padding, repeat_edges
 from vidtok_kit.model.layers import TimeMode
 
 if TYPE_CHECKING:
@@ -47,18 +48,11 @@ Inputs = tuple[Tensor, ...]
 
 
 def front_pad(video: Tensor, *, tdf: int, mode: TimeMode) -> Tensor:
-    """Prepend copies of frame 0 as :meth:`VideoTokenizer.pad_frames` does, without a Python branch.
+    """Prepend copies of frame 0 as :meth:`VideoTokenizer.pad_frames` does, from the traced frame count.
 
-    v1.0 takes ``1 + k * tdf`` frames and always pads ``tdf - 1``; v1.1 pads
-    ``(tdf - T % tdf) % tdf``, computed from the traced frame count so one graph serves every T
-    (a gather with clamped indices; the pad-free case gathers the identity).
+    The frame rules are branch-free in the frame count, so one graph serves every T.
     """
-    if not mode.causal or tdf == 1:
-        return video
-    t = video.shape[2]
-    pad = tdf - 1 if mode is TimeMode.CAUSAL_V1_0 else (tdf - t % tdf) % tdf
-    index = (torch.arange(t + pad, device=video.device) - pad).clamp(min=0)
-    return video.index_select(2, index)
+    return repeat_edges(video, front=front_padding(video.shape[2], tdf=tdf, mode=mode))
 
 
 # -- wrappers --------------------------------------------------------------------------------------

@@ -21,6 +21,8 @@ from vidtok_kit.export.manifest import FORMAT, VERSION, write_manifest
 from vidtok_kit.export.parity import TOLERANCES, Tolerance, check_outputs, raise_on_failure, rounding_margin
 from vidtok_kit.export.shapes import POINTS, Point, ShapeProfile, default_profile, parse_shapes
 
+from vidtok_kit.io.outputs import check_output
+
 __all__ = ["PRECISIONS", "export_tokenizer"]
 
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -103,8 +105,8 @@ def export_tokenizer(
     from vidtok_kit.export.onnx import check_options
 
     check_options(opset=opset, exporter=exporter)
-    if output.exists() and not output.is_dir():
-        raise ExportError(f"{output} exists and is not a directory; choose another -o")
+    # the shared output policy: a file where the folder should go, or a folder nobody may write to
+    check_output(output, kind="dir", what="-o")
     if output.exists() and not force and any(output.iterdir()):
         raise ExportError(f"{output} exists and is not empty; choose another -o or pass --force to replace it")
     onnx_mod = require_onnx()
@@ -210,23 +212,10 @@ def _tolerance(precision: str, rel: float | None) -> Tolerance:
 
 def _load(recipe: Any, checkpoint: Any, overrides: Sequence[str]) -> tuple[Any, Any]:
     """The eval-mode fp32 model and its resolved recipe (from the file, or stored in our checkpoint)."""
-    import tomllib
+    from vidtok_kit.loading import load_model
 
-    from vidtok_kit.convert.checkpoint import load_tokenizer, read_checkpoint_recipe
-    from vidtok_kit.pluginmanager import default_registry
-    from vidtok_kit.recipe import apply_overrides, load_recipe, recipe_from_dict
-
-    registry = default_registry()
-    if recipe is None:
-        stored = read_checkpoint_recipe(checkpoint) if checkpoint is not None else None
-        if stored is None:
-            raise ExportError(f"{checkpoint}: no recipe given and the checkpoint does not carry one (pass RECIPE)")
-        data = apply_overrides(tomllib.loads(stored), overrides)
-        recipe = recipe_from_dict(data, registry=registry, source=f"{checkpoint} (stored recipe)")
-    else:
-        recipe = load_recipe(recipe, overrides=overrides, registry=registry)
-    model = load_tokenizer(recipe, checkpoint=checkpoint).float().eval()
-    return model, recipe
+    model, recipe, _ = load_model(recipe, checkpoint, overrides=overrides)
+    return model.float().eval(), recipe
 
 
 def _publish(tmp: Path, output: Path) -> None:

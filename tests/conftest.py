@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,6 +25,26 @@ def pytest_configure(config: pytest.Config) -> None:
     OpenMP spin-waiting made a tiny-model forward 30x slower with 2 threads (2 s vs 0.06 s, measured).
     """
     torch.set_num_threads(int(os.environ.get("VIDTOK_KIT_TEST_THREADS", "1")))
+    # Tokenizers compile step shapes that come back by default (``compile="auto"``); a real
+    # Inductor compile costs tens of seconds, so tests run eagerly unless they ask for it
+    # (tests/model/test_inference.py compiles one tiny model on purpose). CLI subprocesses
+    # inherit this.
+    os.environ.setdefault("VIDTOK_KIT_COMPILE", "off")
+    # No test downloads weights: missing VGG16 / LPIPS / I3D files are the offline one-line error,
+    # and nothing is cached in the user's home (tests/test_weights.py serves its own files).
+    os.environ.setdefault("VIDTOK_KIT_OFFLINE", "1")
+    os.environ.setdefault("VIDTOK_KIT_CACHE", tempfile.mkdtemp(prefix="vidtok_kit_cache_"))
+
+
+@pytest.fixture(autouse=True)
+def _train_logger_restored() -> Iterator[None]:
+    """An in-process ``train`` command sets up the training logger (own handler, no propagation);
+    later tests must still see its records through pytest's capture."""
+    logger = logging.getLogger("vidtok_kit.train")
+    saved = (list(logger.handlers), logger.propagate, logger.level)
+    yield
+    logger.handlers[:], logger.propagate = saved[0], saved[1]
+    logger.setLevel(saved[2])
 
 
 @pytest.fixture(autouse=True)

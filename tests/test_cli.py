@@ -110,8 +110,8 @@ def test_convert_original_ckpt_and_load_give_identical_outputs(fresh_cli: None, 
     x = torch.rand(1, 3, 9, 32, 32) * 2 - 1
     with torch.no_grad():
         want = source.eval()(x).recon
-        from_original = vidtok_kit.load(TINY, ckpt)(x).recon
-        from_converted = vidtok_kit.load(None, out)(x).recon  # the recipe travels inside the file
+        from_original = vidtok_kit.load(TINY, ckpt, arithmetic="reference").model(x).recon
+        from_converted = vidtok_kit.load(None, out, arithmetic="reference").model(x).recon  # the recipe travels inside the file
     assert torch.equal(from_original, want) and torch.equal(from_converted, want)
 
 

@@ -53,6 +53,9 @@ def _registry() -> Any:
 def cli(disabled: tuple[str, ...]) -> None:
     """Build, train, evaluate and deploy VidTok-family video tokenizers."""
     if disabled:
+        from vidtok_kit.pluginmanager import check_plugin_names
+
+        check_plugin_names(disabled)
         _STATE["disabled"] = disabled
         _STATE.pop("plugins", None)
         _STATE.pop("registry", None)
@@ -104,6 +107,21 @@ def recipe_group() -> None:
     """Inspect and validate recipes."""
 
 
+@recipe_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (name, path, description).")
+def recipe_list(as_json: bool) -> None:
+    """List the recipes shipped in the package; any command taking a recipe takes these names."""
+    from vidtok_kit.recipes_index import list_recipes
+
+    rows = list_recipes()
+    if as_json:
+        click.echo(json.dumps([{"name": r.name, "path": str(r.path), "description": r.description} for r in rows], indent=2))
+        return
+    width = max((len(r.name) for r in rows), default=0)
+    for r in rows:
+        click.echo(f"{r.name:<{width}}  {r.description}".rstrip())
+
+
 @recipe_group.command("show")
 @click.argument("recipe", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe value (TOML syntax).")
@@ -128,28 +146,21 @@ def recipe_check(recipes: tuple[Path, ...]) -> None:
         click.echo(f"{path}: ok")
 
 
-def _parse_shape(text: str) -> tuple[int, int, int]:
-    try:
-        t, h, w = (int(part) for part in text.split(","))
-    except ValueError:
-        raise click.BadParameter(f"expected T,H,W (e.g. 17,256,256), got {text!r}") from None
-    return t, h, w
-
-
 @cli.command("profile")
 @click.argument("recipe", type=click.Path(path_type=Path))
-@click.option("--shape", default=None, help="Input T,H,W (default: the recipe's frames at 256x256).")
+@click.option("--shape", default=None, help="Input T,H,W, at most 16384,8192,8192 (default: the recipe's frames at 256x256).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (keys params.total, macs, flops, ...).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe value.")
 def profile_command(recipe: Path, shape: str | None, as_json: bool, overrides: tuple[str, ...]) -> None:
     """Parameter counts and MACs/FLOPs of one encode + decode, counted on the meta device."""
     from vidtok_kit.model.autoencoder import build_model
-    from vidtok_kit.profile import profile_model
+    from vidtok_kit.profile import parse_shape, profile_model
     from vidtok_kit.recipe import load_recipe
 
+    dims = parse_shape(shape) if shape else None  # a bad shape fails before the recipe is read
     r = load_recipe(recipe, overrides=overrides, registry=_registry())
     model = build_model(r.model, registry=_registry(), device="meta")
-    dims = _parse_shape(shape) if shape else (r.train.num_frames, 256, 256)
+    dims = dims or (r.train.num_frames, 256, 256)
     result = profile_model(model, dims)
     if as_json:
         click.echo(json.dumps({"recipe": str(recipe), **result.as_dict()}, indent=2))
@@ -163,20 +174,34 @@ def profile_command(recipe: Path, shape: str | None, as_json: bool, overrides: t
     click.echo(f"FLOPs        {d['flops']:>18,}  ({d['flops'] / 1e12:.3f} T)")
 
 
+def _converted_paths(output: Path) -> tuple[Path, Path]:
+    """Weights and sidecar that ``convert -o OUTPUT`` writes: an existing directory gets
+    ``model.safetensors`` + ``model.json`` inside it (what a user naming a folder means), any other
+    path gets the ``.safetensors`` suffix and a ``.json`` beside it."""
+    weights = output / "model.safetensors" if output.is_dir() else output.with_suffix(".safetensors")
+    return weights, weights.with_suffix(".json")
+
+
 @cli.command("convert")
 @click.argument("original", type=click.Path(path_type=Path))
 @click.option("--recipe", "recipe", required=True, type=click.Path(path_type=Path), help="Recipe of the model.")
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Output .safetensors path.")
-def convert_command(original: Path, recipe: Path, output: Path) -> None:
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
+              help="Output .safetensors path, or an existing directory (gets model.safetensors + model.json).")
+@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+def convert_command(original: Path, recipe: Path, output: Path, overwrite: bool) -> None:
     """Convert an original VidTok checkpoint (.ckpt/.pt/.safetensors) into ours (safetensors + recipe)."""
     from vidtok_kit.convert.checkpoint import file_sha256, load_state_dict_file, load_weights, save_tokenizer
+    from vidtok_kit.io.outputs import check_output
     from vidtok_kit.model.autoencoder import build_model
     from vidtok_kit.recipe import load_recipe
 
+    weights, sidecar = _converted_paths(output)
+    for path in (weights, sidecar):
+        check_output(path, overwrite=overwrite, inputs=(original, recipe), what="-o")
     r = load_recipe(recipe, registry=_registry())
     model = build_model(r.model, registry=_registry())
     layout = load_weights(model, load_state_dict_file(original), source=str(original))
-    path = save_tokenizer(model, r, output, extra={"source": str(original), "source_sha256": file_sha256(original)})
+    path = save_tokenizer(model, r, weights, extra={"source": str(original), "source_sha256": file_sha256(original)})
     click.echo(f"{original} ({layout} layout) -> {path}")
 
 

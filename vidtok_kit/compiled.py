@@ -14,13 +14,23 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
 from vidtok_kit.errors import InputError
 
-__all__ = ["CompiledFunction"]
+__all__ = ["COMPILE_MODES", "CompileMode", "CompiledFunction"]
+
+CompileMode = Literal["off", "on", "auto"]
+COMPILE_MODES: tuple[CompileMode, ...] = ("off", "on", "auto")
+#: ``compile="auto"`` compiles a call signature (input shapes, dtypes, flags) on its n-th call: a
+#: shape that comes back is a stream's steady chunk or a dataset's clip size, worth a graph; a
+#: one-off call runs eagerly and never pays for compiling
+AUTO_COMPILE_AT_CALL = 2
+#: graphs kept per function (dynamo's default of 8 is too few for first / steady / last steps of
+#: several clip sizes in one process)
+RECOMPILE_LIMIT = 64
 
 #: Inductor options for inference graphs:
 #: ``freezing``: parameters become constants (weights pre-packed for oneDNN);
@@ -64,6 +74,29 @@ class CompiledFunction:
         self._compiled: Callable[..., Any] | None = None
         #: why compiling failed (one line), or None while compiled calls work
         self.failure: str | None = None
+        #: compile a signature on this call of it (1: every call compiled)
+        self.compile_at_call = 1
+        self._seen: dict[tuple[Any, ...], int] = {}
+
+    @classmethod
+    def for_mode(cls, fn: Callable[..., Any], *, name: str, mode: CompileMode) -> Callable[..., Any]:
+        """``fn`` itself (``"off"``), compiled from the first call (``"on"``) or from a signature's
+        second call (``"auto"``, see :data:`AUTO_COMPILE_AT_CALL`)."""
+        if mode not in COMPILE_MODES:
+            raise InputError(f"compile must be one of {', '.join(COMPILE_MODES)}, got {mode!r}")
+        if mode == "off":
+            return fn
+        compiled = cls(fn, name=name)
+        compiled.compile_at_call = AUTO_COMPILE_AT_CALL if mode == "auto" else 1
+        return compiled
+
+    def _due(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        """True once this call's signature has been seen ``compile_at_call`` times."""
+        if self.compile_at_call <= 1:
+            return True
+        key = _signature((args, kwargs))
+        self._seen[key] = count = self._seen.get(key, 0) + 1
+        return count >= self.compile_at_call
 
     @property
     def active(self) -> bool:
@@ -71,9 +104,10 @@ class CompiledFunction:
         return self.failure is None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self.failure is None:
+        if self.failure is None and self._due(args, kwargs):
             try:
                 if self._compiled is None:
+                    _raise_recompile_limit()
                     options = self._options if self._backend == "inductor" else None
                     self._compiled = torch.compile(self.fn, dynamic=False, backend=self._backend, options=options)
                 return self._compiled(*args, **kwargs)
@@ -87,3 +121,21 @@ class CompiledFunction:
                     stacklevel=2,
                 )
         return self.fn(*args, **kwargs)
+
+
+def _signature(value: Any) -> Any:
+    """What a compiled graph is specialised on: tensor shapes, dtypes, devices; other values as they are."""
+    if isinstance(value, torch.Tensor):
+        return ("T", tuple(value.shape), value.dtype, value.device.type, value.is_contiguous())
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(_signature(v) for v in value))
+    if isinstance(value, dict):
+        return tuple(sorted((k, _signature(v)) for k, v in value.items()))
+    return value
+
+
+def _raise_recompile_limit() -> None:
+    import torch._dynamo.config as dynamo_config
+
+    if getattr(dynamo_config, "recompile_limit", RECOMPILE_LIMIT) < RECOMPILE_LIMIT:
+        dynamo_config.recompile_limit = RECOMPILE_LIMIT

@@ -10,13 +10,14 @@ Causal context is never stored on a module: it travels in an explicit
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
 
 if TYPE_CHECKING:
-    from vidtok_kit.model.layers import StreamState
+    from vidtok_kit.model.layers import StreamState, TimeMode
 
 __all__ = [
     "FusionBlock",
@@ -25,6 +26,7 @@ __all__ = [
     "SamplerPair",
     "SpatialSamplerPair",
     "TemporalSamplerPair",
+    "Tokenizer",
     "smallest_index_dtype",
 ]
 
@@ -154,3 +156,56 @@ class TemporalSamplerPair(SamplerPair):
     @classmethod
     def out_frames(cls, frames: int) -> int:
         return frames // cls.factor
+
+
+@runtime_checkable
+class Tokenizer(Protocol):
+    """What everything that encodes or decodes takes (the CLI, token files, evaluation, export checks).
+
+    :func:`vidtok_kit.load` returns one, whatever runs the network: the PyTorch model prepared for
+    inference (fast arithmetic, channels-last, optionally compiled, any dtype) or an export
+    directory on ONNX Runtime / TensorRT. Whole clips and streams go through the same driver
+    (:mod:`vidtok_kit.stream.engine`); the frame rules are :mod:`vidtok_kit.model.frames`'.
+
+    A component author never implements this: components are modules of the model
+    (:class:`Regularizer`, :class:`SamplerPair`, :class:`FusionBlock`). A module with a faster
+    exact form declares ``fast_arithmetic = False`` as a class attribute and reads
+    ``self.fast_arithmetic`` in ``forward``; see :mod:`vidtok_kit.model.shortcuts`.
+    """
+
+    # -- model facts --
+    @property
+    def mode(self) -> TimeMode: ...
+    @property
+    def temporal_factor(self) -> int: ...
+    @property
+    def spatial_factor(self) -> int: ...
+    @property
+    def in_channels(self) -> int: ...
+    @property
+    def z_channels(self) -> int: ...
+    @property
+    def discrete(self) -> bool: ...
+    @property
+    def codebook_size(self) -> int | None: ...
+    @property
+    def index_dtype(self) -> torch.dtype | None: ...
+
+    #: what a token file records about the model: recipe TOML, checkpoint path and hash, ...
+    provenance: dict[str, Any]
+
+    # -- frame rules --
+    def latent_frames(self, frames: int) -> int: ...
+    def output_frames(self, latent_frames: int) -> int: ...
+    def check_video(self, x: Tensor) -> None: ...
+
+    # -- whole clips --
+    def encode(self, x: Tensor, *, sample: bool = False, chunk_frames: int | None = None) -> RegOut: ...
+    def decode(self, latent: Tensor, *, num_frames: int | None = None, chunk_latents: int | None = None) -> Tensor: ...
+    def decode_indices(self, indices: Tensor, *, num_frames: int | None = None, chunk_latents: int | None = None) -> Tensor: ...
+
+    # -- streams --
+    def streaming_encoder(self, **options: Any) -> Any: ...
+    def streaming_decoder(self, **options: Any) -> Any: ...
+    def encode_stream(self, chunks: Iterable[Tensor], **options: Any) -> Iterator[Any]: ...
+    def decode_stream(self, latents: Iterable[Tensor], **options: Any) -> Iterator[Tensor]: ...

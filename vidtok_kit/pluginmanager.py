@@ -7,6 +7,7 @@ plugin that fails to import is recorded (and reported when needed) instead of ki
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.metadata as md
 import os
@@ -16,6 +17,7 @@ from collections.abc import Iterable
 import pluggy
 
 from vidtok_kit import hookspecs
+from vidtok_kit.errors import PluginError
 from vidtok_kit.registry import KINDS, BrokenPlugin, ComponentRegistry, Origin
 
 __all__ = [
@@ -23,8 +25,10 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "PluginSet",
     "build_registry",
+    "check_plugin_names",
     "default_registry",
     "get_plugin_manager",
+    "known_plugin_names",
     "load_plugins",
 ]
 
@@ -101,6 +105,25 @@ def get_plugin_manager(*, autoload: bool = True, disabled: Iterable[str] = ()) -
         pm.trace.root.setwriter(print)
         pm.enable_tracing()
     return plugins
+
+
+def known_plugin_names() -> list[str]:
+    """Every name ``--disable-plugin`` accepts: the built-ins, then installed entry points."""
+    return [*BUILTIN_PLUGINS, *sorted({ep.name for ep in md.entry_points(group=ENTRY_POINT_GROUP)} - set(BUILTIN_PLUGINS))]
+
+
+def check_plugin_names(names: Iterable[str], *, option: str = "--disable-plugin") -> None:
+    """Refuse a plugin name nothing answers to: blocking a misspelt name silently blocks nothing.
+
+    :raises PluginError: one line with the unknown name, the closest known one, and all known names.
+    """
+    known = known_plugin_names()
+    for name in names:
+        if name in known:
+            continue
+        close = [k for k in known if k.rpartition(".")[2] == name] or difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise PluginError(f"{option} {name}: no such plugin{hint}; known plugins: {', '.join(known)}")
 
 
 def _load_entry_points(plugins: PluginSet) -> None:

@@ -14,10 +14,18 @@ import attrs
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from vidtok_kit.errors import InputError
 from vidtok_kit.model.autoencoder import VideoTokenizer
-from vidtok_kit.model.shortcuts import fast_arithmetic
+from vidtok_kit.model.shortcuts import using_arithmetic
 
-__all__ = ["Profile", "profile_model"]
+__all__ = ["MAX_SHAPE", "Profile", "parse_shape", "profile_model"]
+
+#: Largest T, H, W a ``--shape`` may ask for: 16,384 frames (9 minutes at 30 fps) of 8K video. Far
+#: beyond any real clip, and small enough that the largest tensor of the released and tiny models
+#: (the bottleneck attention's (H/s * W/s)^2 scores per latent frame) keeps its byte size inside
+#: the 64-bit integers torch computes storage with: ``100001,100000,100000`` overflowed there, and
+#: negative sizes fail deep inside ``torch.empty``. Checked on every tiny recipe and a released one.
+MAX_SHAPE: tuple[int, int, int] = (16_384, 8_192, 8_192)
 
 
 @attrs.frozen(kw_only=True)
@@ -56,6 +64,22 @@ class Profile:
         }
 
 
+def parse_shape(text: str, *, option: str = "--shape") -> tuple[int, int, int]:
+    """``"T,H,W"`` -> ``(T, H, W)``, each a positive integer no larger than :data:`MAX_SHAPE`.
+
+    :raises InputError: one line naming ``option``, what was given and what is allowed.
+    """
+    parts = text.replace("x", ",").split(",")
+    try:
+        t, h, w = (int(part) for part in parts)
+    except ValueError:
+        raise InputError(f"{option} {text}: expected T,H,W such as 17,256,256") from None
+    for name, value, limit in zip("THW", (t, h, w), MAX_SHAPE, strict=True):
+        if not 1 <= value <= limit:
+            raise InputError(f"{option} {text}: {name} = {value} is outside 1..{limit:,} (the largest shape is {MAX_SHAPE[0]},{MAX_SHAPE[1]},{MAX_SHAPE[2]})")
+    return t, h, w
+
+
 def _count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -76,12 +100,18 @@ def profile_model(model: VideoTokenizer, shape: tuple[int, int, int]) -> Profile
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), fast_arithmetic(enabled=False):
+        with torch.no_grad(), using_arithmetic(model, "reference"):
             with FlopCounterMode(display=False) as enc_counter:
                 enc = model.encoder(model.pad_frames(x))
             latent = model.regularizer(enc).latent
             with FlopCounterMode(display=False) as dec_counter:
                 model.decoder(latent)
+    except RuntimeError as exc:
+        # the meta device computes every activation's size; one that 64 bits cannot hold is a
+        # shape this model cannot take, whatever MAX_SHAPE allowed (a plugin with full-size attention)
+        if "overflow" not in str(exc):
+            raise
+        raise InputError(f"shape {t}x{h}x{w}: an activation of this model would exceed 2**63 bytes; choose a smaller shape") from None
     finally:
         model.train(was_training)
     return Profile(

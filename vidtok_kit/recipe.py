@@ -22,6 +22,7 @@ from attrs import validators as v
 
 from vidtok_kit.errors import ComponentError, RecipeError
 from vidtok_kit.model.layers import TimeMode
+from vidtok_kit.recipes_index import resolve_recipe
 from vidtok_kit.registry import KINDS, ComponentRegistry
 
 __all__ = [
@@ -40,6 +41,20 @@ __all__ = [
 ]
 
 SCHEMA = 1
+
+#: ``extends`` chains longer than this are refused: real ones are 1-3 deep, and a runaway chain
+#: (generated files, a loop through symlinks) should be one line, not a RecursionError.
+MAX_EXTENDS_DEPTH = 32
+
+#: A model whose residual-block convolutions alone (a lower bound on its size) hold more weights
+#: than this is refused at validation, before anything is allocated. 5e9 fp32 weights are 20 GB,
+#: 60 GB with Adam's two moments: beyond one accelerator, and 25x the largest released VidTok
+#: (0.2 B weights, 0.09 B of them counted by the bound), so no real recipe is near it, while
+#: ``base_channels = 100000`` (6e12) is far beyond it.
+MAX_MODEL_PARAMETERS = 5_000_000_000
+
+#: TOML integers are unbounded; ours become tensor sizes in C++, so they must fit in 64 bits.
+_INT64 = range(-(2**63), 2**63)
 
 
 def _ints(value: Any) -> tuple[int, ...]:
@@ -181,6 +196,24 @@ class ModelConfig:
             raise ValueError("temporal_up_levels must be a subset of spatial_up_levels (as in VidTok)")
         if len(self.spatial_down) != len(self.spatial_up) or len(self.temporal_down) != len(self.temporal_up):
             raise ValueError("the decoder must upsample as many times as the encoder downsamples")
+        weights = self.min_parameters()
+        if weights > MAX_MODEL_PARAMETERS:
+            raise ValueError(
+                f"base_channels {self.base_channels} x channel_mult {list(self.channel_mult)} x num_res_blocks "
+                f"{self.num_res_blocks} means at least {weights:.2e} weights, more than the {MAX_MODEL_PARAMETERS:.0e} "
+                "a recipe may ask for"
+            )
+
+    def min_parameters(self) -> int:
+        """A lower bound on the weight count, from the channel plan alone (no component needed).
+
+        Every residual block, whatever its kind, holds at least two 3x3 convolutions at its
+        level's width: ``num_res_blocks`` per encoder level, one more per decoder level, two in
+        the bottleneck. Samplers, attention and the ends only add to it.
+        """
+        widths = [self.base_channels * m for m in self.channel_mult]
+        per_level = sum(2 * 9 * c * c for c in widths) * (2 * self.num_res_blocks + 1)
+        return per_level + 2 * 2 * 9 * widths[-1] ** 2
 
 
 @attrs.frozen(kw_only=True)
@@ -309,7 +342,31 @@ def _strict(kind: type, accept: tuple[type, ...]) -> Any:
     def hook(value: Any, _: Any) -> Any:
         if isinstance(value, bool) and kind is not bool or not isinstance(value, accept):
             raise TypeError(f"expected {kind.__name__}, got {type(value).__name__} {value!r}")
+        if kind is int and value not in _INT64:
+            raise ValueError(f"{value} is out of range (integers must fit in 64 bits)")
         return kind(value)
+
+    return hook
+
+
+def _is_sequence(type_: Any) -> bool:
+    return typing.get_origin(type_) in (tuple, list)
+
+
+def _item_name(type_: Any) -> str:
+    args = [a for a in typing.get_args(type_) if a is not Ellipsis]
+    names = sorted({getattr(a, "__name__", str(a)) for a in args})
+    return " / ".join(names) or "values"
+
+
+def _strict_sequence(inner: cattrs.Converter) -> Any:
+    """Lists only: cattrs would iterate a string (``levels = "eight"``) into one error per
+    character; a TOML string or table where a list belongs is one error naming the type."""
+
+    def hook(value: Any, type_: Any) -> Any:
+        if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (list, tuple)):
+            raise TypeError(f"expected a list of {_item_name(type_)}, got {type(value).__name__} {value!r}")
+        return inner.structure(value, type_)
 
     return hook
 
@@ -317,10 +374,13 @@ def _strict(kind: type, accept: tuple[type, ...]) -> Any:
 def make_converter(registry: ComponentRegistry | None = None) -> cattrs.Converter:
     """A converter that structures recipes strictly; component tables need ``registry``."""
     conv = cattrs.Converter(forbid_extra_keys=True)
-    conv.register_structure_hook(int, _strict(int, (int,)))
-    conv.register_structure_hook(float, _strict(float, (int, float)))
-    conv.register_structure_hook(bool, _strict(bool, (bool,)))
-    conv.register_structure_hook(str, _strict(str, (str,)))
+    items = cattrs.Converter(forbid_extra_keys=True)  # lists' items: the same strict scalars
+    for target in (conv, items):
+        target.register_structure_hook(int, _strict(int, (int,)))
+        target.register_structure_hook(float, _strict(float, (int, float)))
+        target.register_structure_hook(bool, _strict(bool, (bool,)))
+        target.register_structure_hook(str, _strict(str, (str,)))
+    conv.register_structure_hook_func(_is_sequence, _strict_sequence(items))
 
     def structure_component(value: Any, cls: type[ComponentSpec]) -> ComponentSpec:
         if not isinstance(value, Mapping):
@@ -361,34 +421,58 @@ def _deep_merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
 def _read_toml(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
     if path in chain:
         raise RecipeError(f"{chain[0]}: 'extends' loops back to {path}")
+    if len(chain) >= MAX_EXTENDS_DEPTH:
+        raise RecipeError(f"{chain[0]}: 'extends' chain is deeper than {MAX_EXTENDS_DEPTH} files (at {path})")
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
     except FileNotFoundError:
         where = f"{chain[-1]}: extends " if chain else ""
         raise RecipeError(f"{where}{path}: no such recipe file") from None
+    except IsADirectoryError:
+        raise RecipeError(f"{path}: is a folder, not a recipe file") from None
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r}); TOML files are UTF-8") from None
     except OSError as exc:
         raise RecipeError(f"{path}: cannot read: {exc.strerror}") from None
     parent = data.pop("extends", None)
     if parent is None:
         return data
     if not isinstance(parent, str):
-        raise RecipeError(f"{path}: extends: expected a path string, got {parent!r}")
-    base = _read_toml((path.parent / parent).resolve(), (*chain, path))
+        raise RecipeError(f"{path}: extends: expected a path or a shipped recipe name, got {parent!r}")
+    try:
+        # a path relative to this file, else a shipped recipe's name (how plugin recipes extend built-ins)
+        base_path = resolve_recipe(parent, relative_to=path.parent)
+    except RecipeError as exc:
+        raise RecipeError(f"{path}: extends {exc}") from None
+    base = _read_toml(base_path, (*chain, path))
     return _deep_merge(base, data)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """``a.b.c=VALUE`` -> (["a","b","c"], value); VALUE is a TOML value, else a bare string."""
+    """``a.b.c=VALUE`` -> (["a","b","c"], value).
+
+    VALUE is a TOML value. A bare word that is not TOML (``data.train=videos/x.csv``) is kept as a
+    string for convenience, but a value that starts like TOML (``[``, ``{``, a quote) must parse:
+    ``[1, 2, 2`` is a typo, not the string "[1, 2, 2" (which would fail once per character).
+
+    :raises RecipeError: one line blaming ``--set KEY=VALUE``.
+    """
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise RecipeError(f"--set {text!r}: expected dotted.key=VALUE")
+    raw = raw.strip()
+    if "\n" in raw or "\r" in raw:
+        raise RecipeError(f"--set {text!r}: a value is one line")
     try:
-        value = tomllib.loads(f"v = {raw.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw.strip()
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError as exc:
+        if raw.startswith(("[", "{", '"', "'")):
+            reason = str(exc).split(" (at ")[0]
+            raise RecipeError(f"--set {text!r}: not a TOML value ({reason}); quote a plain string: KEY='text'") from None
+        value = raw
     return key.strip().split("."), value
 
 
@@ -470,15 +554,33 @@ def _target_class(parts: list[str]) -> type | None:
     return cls
 
 
-def recipe_from_dict(data: Mapping[str, Any], *, registry: ComponentRegistry, source: str = "<recipe>") -> Recipe:
-    """Structure a raw recipe dict; errors are :class:`RecipeError` naming ``source`` and the path."""
+def _blame_override(message: str, overrides: Iterable[str]) -> str:
+    """Append ``(from --set KEY=VALUE)`` to a ``dotted.path: problem`` message whose value came
+    from an override, so the user looks at the command line, not at the recipe file."""
+    dotted = message.partition(": ")[0]
+    for text in reversed(list(overrides)):  # the last --set of a key is the one that counted
+        key = ".".join(parse_override(text)[0])
+        if dotted == key or dotted.startswith((key + ".", key + "[")):
+            return f"{message} (from --set {text})"
+    return message
+
+
+def recipe_from_dict(
+    data: Mapping[str, Any], *, registry: ComponentRegistry, source: str = "<recipe>", overrides: Iterable[str] = ()
+) -> Recipe:
+    """Structure a raw recipe dict; errors are :class:`RecipeError` naming ``source`` and the path.
+
+    :param overrides: the ``--set`` lines already applied to ``data``; an error in a value one of
+        them set says so.
+    """
     _check_components(data, registry, source)
     conv = make_converter(registry)
     try:
         recipe = conv.structure(dict(data), Recipe)
     except Exception as exc:
         messages = cattrs.transform_error(exc, format_exception=_format_exception)
-        raise RecipeError(f"{source}: " + "; ".join(_explain(m, data, registry) for m in messages)) from None
+        explained = (_blame_override(_explain(m, data, registry), overrides) for m in messages)
+        raise RecipeError(f"{source}: " + "; ".join(explained)) from None
     try:
         recipe.model.check()
     except ValueError as exc:
@@ -514,15 +616,18 @@ def load_recipe(
 ) -> Recipe:
     """Read ``path`` (following ``extends``), apply ``--set`` overrides, structure and validate.
 
+    :param path: a recipe file, or the name of a shipped recipe (``fsq_488``, ``tiny/demo``,
+        ``vidtok_kl_causal_488_4chn``; see ``vidtok-kit recipe list``).
     :param registry: components to resolve ``kind`` against; default: all installed plugins.
     """
     if isinstance(path, Recipe):
         return path
+    file = resolve_recipe(path)
     if registry is None:
         from vidtok_kit.pluginmanager import default_registry
 
         registry = default_registry()
     path = Path(path)
-    data = _read_toml(path.resolve())
+    data = _read_toml(file)
     data = apply_overrides(data, overrides)
-    return recipe_from_dict(data, registry=registry, source=str(path))
+    return recipe_from_dict(data, registry=registry, source=str(path), overrides=overrides)

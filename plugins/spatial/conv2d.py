@@ -14,7 +14,6 @@ from torch import Tensor, nn
 from vidtok_kit import hookimpl
 from vidtok_kit.interfaces import SpatialSamplerPair
 from vidtok_kit.model.layers import StreamState, TimeMode, from_frames, to_frames
-from vidtok_kit.model.shortcuts import shortcuts_enabled
 from vidtok_kit.model.subpixel import nearest_up_conv2d
 
 __all__ = ["Conv2dSampler", "Conv2dSpatialDown", "Conv2dSpatialUp"]
@@ -43,8 +42,12 @@ class Conv2dSpatialUp(nn.Module):
 
     The original interpolates in fp32 and convolves the 4x larger image; the sub-pixel form
     (:func:`~vidtok_kit.model.subpixel.nearest_up_conv2d`) gives the same numbers with 2.25x fewer
-    multiply-accumulates and without the big intermediate copy.
+    multiply-accumulates and without the big intermediate copy. It is this module's fast form
+    (:func:`~vidtok_kit.model.shortcuts.set_arithmetic`); the reference form interpolates.
     """
+
+    #: use the sub-pixel form (see :mod:`vidtok_kit.model.shortcuts`)
+    fast_arithmetic = False
 
     def __init__(self, config: Conv2dSamplerConfig, *, channels: int, mode: TimeMode) -> None:
         super().__init__()
@@ -53,7 +56,7 @@ class Conv2dSpatialUp(nn.Module):
     def forward(self, x: Tensor, state: StreamState | None = None) -> Tensor:
         """(B, C, T, H, W) -> (B, C, T, 2H, 2W)."""
         frames = to_frames(x)
-        if shortcuts_enabled():
+        if self.fast_arithmetic:
             return from_frames(nearest_up_conv2d(frames, self.conv.weight, self.conv.bias), x.shape[0])
         up = F.interpolate(frames.to(torch.float32), scale_factor=2.0, mode="nearest").to(frames.dtype)
         return from_frames(self.conv(up), x.shape[0])

@@ -25,7 +25,7 @@ from vidtok_kit.model.layers import (
     to_frames,
     upsample_time,
 )
-from vidtok_kit.model.shortcuts import keep_channels_last, shortcuts_enabled
+from vidtok_kit.model.shortcuts import keep_channels_last
 
 __all__ = ["AlphaBlender", "AlphaBlenderDown", "AlphaBlenderUp"]
 
@@ -63,7 +63,14 @@ class AlphaBlenderDown(nn.Module):
 
 
 class AlphaBlenderUp(nn.Module):
-    """Doubles T: blend of the interpolated input and a 3x3x3 conv of it."""
+    """Doubles T: blend of the interpolated input and a 3x3x3 conv of it.
+
+    Fast form (:func:`~vidtok_kit.model.shortcuts.set_arithmetic`): the blend computed from the
+    low-rate frames (:func:`blend_up_from_low_rate`), for whole clips without autograd.
+    """
+
+    #: use the low-rate form where it applies (see :func:`_may_fold`)
+    fast_arithmetic = False
 
     def __init__(self, config: AlphaBlenderConfig, *, channels: int, mode: TimeMode, lead_frames: int = 1) -> None:
         super().__init__()
@@ -75,7 +82,7 @@ class AlphaBlenderUp(nn.Module):
     def forward(self, x: Tensor, state: StreamState | None = None) -> Tensor:
         """(B, C, T, H, W) -> (B, C, 2T, H, W)."""
         alpha = torch.sigmoid(self.mix_factor).to(x.dtype)
-        if state is None and _may_fold():
+        if state is None and self.fast_arithmetic and _may_fold():
             return self._blend_from_low_rate(x, alpha)
         up = upsample_time(x, self.mode, self.lead_frames, state)
         return alpha * up + (1 - alpha) * self.conv(up, state)
@@ -148,7 +155,7 @@ def _empty_output(x: Tensor, channels: int) -> Tensor:
 def _may_fold() -> bool:
     """The low-rate form is for inference: not under autograd, and not while exporting a graph
     (its per-frame sums would freeze the frame count into an exported graph)."""
-    if not shortcuts_enabled() or torch.is_grad_enabled() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+    if torch.is_grad_enabled() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
         return False
     return not torch.compiler.is_exporting()
 

@@ -57,14 +57,14 @@ def test_joint_levels_use_one_space_time_module() -> None:
 
 @pytest.mark.parametrize("version", ["v1.0", "v1.1"])
 def test_streaming_equals_the_whole_clip(version: str) -> None:
-    from vidtok_kit.stream import StreamingDecoder, StreamingEncoder
+    from vidtok_kit import load
 
     _, model = _model(version)
     x = torch.rand(1, 3, 17, 32, 32) * 2 - 1
     with torch.no_grad():
         whole = model(x).recon
-        encoder = StreamingEncoder(model, num_frames=17, chunk_frames=4)
-        decoder = StreamingDecoder(model, front_pad=encoder.front_pad, num_frames=17, chunk_latents=3)
+        encoder = load(model).streaming_encoder(num_frames=17, chunk_frames=4)
+        decoder = load(model).streaming_decoder(front_pad=encoder.front_pad, num_frames=17, chunk_latents=3)
         chunks = [x[:, :, i : i + 5] for i in range(0, 17, 5)]
         streamed = torch.cat(list(decoder(c.latent for c in encoder(chunks))), dim=2)
     torch.testing.assert_close(streamed, whole, rtol=0, atol=1e-5)

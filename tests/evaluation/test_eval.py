@@ -70,9 +70,9 @@ def _invoke(*args: str):
 
 def _direct(path: Path, ckpt: Path, *, interval: int, frames: int = 9, size: int = 32) -> tuple[list[float], list[float]]:
     """Per-frame PSNR/SSIM with the clip protocol spelled out by hand (whole video decoded at once)."""
-    from vidtok_kit.convert.checkpoint import load_tokenizer
+    from vidtok_kit.loading import load_model
 
-    model = load_tokenizer(TINY, checkpoint=ckpt)
+    model = load_model(TINY, ckpt)[0]
     video = read_video(path, size=size)[0][:, ::interval]  # every frame, then the reference's interval
     psnr, ssim = [], []
     for start in range(0, video.shape[1], frames):
@@ -172,9 +172,9 @@ def test_long_streams_the_whole_video_and_scores_each_real_frame_once(tmp_path: 
     assert summary["clips"] == 5  # FVD regroups the 40 frames into 9-frame clips
     assert any("streamed" in n for n in summary["notes"])
     # one pass over the whole video (v1.0 takes 1 + 4k frames: pad 40 -> 41 with the last frame)
-    from vidtok_kit.convert.checkpoint import load_tokenizer
+    from vidtok_kit.loading import load_model
 
-    model = load_tokenizer(TINY, checkpoint=checkpoint)
+    model = load_model(TINY, checkpoint)[0]
     video = read_video(carphone, size=32)[0][:, ::3]
     x = torch.cat([video, video[:, -1:]], dim=1)[None]
     with torch.no_grad():
@@ -198,9 +198,9 @@ def test_lpips_is_the_frame_mean_of_the_network_and_loads_from_written_files(tmp
     assert not any("LPIPS" in n for n in job.summary["notes"])
 
     evaluator = Evaluator(build_model(load_recipe(TINY).model), options)  # only for its clips
-    from vidtok_kit.convert.checkpoint import load_tokenizer
+    from vidtok_kit.loading import load_model
 
-    model = load_tokenizer(TINY, checkpoint=checkpoint)
+    model = load_model(TINY, checkpoint)[0]
     values = []
     for clip in evaluator.clips(carphone):
         with torch.no_grad():
@@ -228,9 +228,9 @@ def _frechet_by_eigen(a: np.ndarray, b: np.ndarray) -> float:
 def test_fvd_equals_the_frechet_distance_of_the_clip_feature_gaussians(tmp_path: Path, carphone: Path, checkpoint: Path) -> None:
     torch.manual_seed(7)
     extractor = nn.Sequential(nn.Conv3d(3, 4, 3, stride=2), nn.ReLU(), nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(4, 3))
-    from vidtok_kit.convert.checkpoint import load_tokenizer
+    from vidtok_kit.loading import load_model
 
-    model = load_tokenizer(TINY, checkpoint=checkpoint)
+    model = load_model(TINY, checkpoint)[0]
     evaluator = Evaluator(model, EvalOptions(fps=10, size=32, frames=9), fvd_extractor=extractor)
     evaluator.evaluate_video(carphone)
     real, fake = [], []
@@ -256,9 +256,9 @@ def test_fvd_known_gaussians_and_i3d_weights_from_a_written_file(tmp_path: Path,
     options = EvalOptions(fps=6, size=32, frames=9)
     job = run_eval(TINY, carphone, output=tmp_path / "out", checkpoint=checkpoint, options=options,
                    i3d_weights=tmp_path / "i3d.pt", i3d_size=32, progress=False)
-    from vidtok_kit.convert.checkpoint import load_tokenizer
+    from vidtok_kit.loading import load_model
 
-    model = load_tokenizer(TINY, checkpoint=checkpoint)
+    model = load_model(TINY, checkpoint)[0]
     i3d.eval()
     real, fake = [], []
     with torch.no_grad():

@@ -96,13 +96,13 @@ def test_failed_parity_leaves_nothing_behind(tiny_recipe: Path, tmp_path: Path, 
 def test_runtime_rejects_bad_input_and_missing_engines(tmp_path: Path, exported: Any) -> None:
     from vidtok_kit.export.deps import ExportError, MissingDependencyError
 
-    from vidtok_kit import runtime
+    import vidtok_kit
     from vidtok_kit.errors import InputError
 
     with pytest.raises(ExportError, match="not an export directory"):
-        runtime.load(tmp_path)
+        vidtok_kit.load(tmp_path, backend="onnx")
     directory = exported("noncausal-kl").directory
-    rt = runtime.load(directory)
+    rt = vidtok_kit.load(directory, backend="onnx")
     with pytest.raises(InputError, match="takes a positive multiple of 2 frames, got 3"):
         rt.encode(torch.zeros(1, 3, 3, 8, 8))
     with pytest.raises(InputError, match="expected 3 channels"):
@@ -111,18 +111,22 @@ def test_runtime_rejects_bad_input_and_missing_engines(tmp_path: Path, exported:
         rt.encode(torch.zeros(1, 3, 2, 8, 7))
     with pytest.raises(InputError, match="continuous"):
         rt.decode_indices(torch.zeros(1, 1, 4, 4, dtype=torch.int32))
-    with pytest.raises(InputError, match="streaming through exported graphs needs a causal model"):
-        rt.encode_stream([torch.zeros(1, 3, 2, 8, 8)])
+    # a non-causal export streams a clip whole (its graphs have no windows to cross-fade)
+    clip = torch.rand(1, 3, 4, 8, 8)
+    streamed = torch.cat([c.latent for c in rt.encode_stream(clip.split(1, dim=2))], dim=2)
+    torch.testing.assert_close(streamed, rt.encode(clip).latent)
+    with pytest.raises(InputError, match="runs whole frames only"):
+        list(rt.encode_stream([clip], tile=4))
     with pytest.raises(MissingDependencyError, match="no TensorRT engines"):
-        runtime.load(directory, backend="tensorrt")
-    with pytest.raises(ExportError, match="unknown backend 'tvm'"):
-        runtime.load(directory, backend="tvm")
+        vidtok_kit.load(directory, backend="tensorrt")
+    with pytest.raises(InputError, match="backend 'tvm' is not one of torch, onnx, tensorrt"):
+        vidtok_kit.load(directory, backend="tvm")
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         with pytest.raises(ExportError, match="the CUDA provider of ONNX Runtime is not available"):
-            runtime.load(directory, device="cuda").encode(torch.zeros(1, 3, 2, 8, 8))
+            vidtok_kit.load(directory, device="cuda", backend="onnx").encode(torch.zeros(1, 3, 2, 8, 8))
     (tmp_path / "manifest.json").write_text('{"format": "something-else"}')
     with pytest.raises(ExportError, match="not a vidtok-kit export manifest"):
-        runtime.load(tmp_path)
+        vidtok_kit.load(tmp_path, backend="onnx")
 
 
 def test_both_onnxruntime_distributions_are_detected() -> None:

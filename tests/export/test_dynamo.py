@@ -31,7 +31,7 @@ def test_dynamo_export_passes_parity_and_streams(
     pytest.importorskip("onnxscript")
     from vidtok_kit.export.pipeline import export_tokenizer
 
-    from vidtok_kit import runtime
+    import vidtok_kit
 
     v11 = ('model.version="v1.1"',)
     model, ckpt = checkpoint_factory(tiny_recipe, v11, tmp_path / "m.safetensors")
@@ -41,7 +41,7 @@ def test_dynamo_export_passes_parity_and_streams(
     )
     assert manifest["export"]["exporter"] == "dynamo"
     assert {"encode_first", "decode_first", "decode_final"} <= set(manifest["graphs"])
-    rt = runtime.load(tmp_path / "out")
+    rt = vidtok_kit.load(tmp_path / "out", backend="onnx")
     x = torch.rand(1, 3, 11, 16, 24, generator=torch.Generator().manual_seed(2)) * 2 - 1
     with torch.no_grad():
         ref = model.encode(x)

@@ -76,11 +76,11 @@ def _clip(name: str) -> tuple[int, int, int]:
 
 
 def test_runtime_matches_pytorch(variant: str, exported: Callable[[str], Any]) -> None:
-    from vidtok_kit import runtime
+    import vidtok_kit
 
     name = variant
     ex = exported(name)
-    rt = runtime.load(ex.directory)
+    rt = vidtok_kit.load(ex.directory, backend="onnx")
     t, h, w = _clip(name)
     x = torch.rand(2, 3, t, h, w, generator=torch.Generator().manual_seed(3)) * 2 - 1
     with torch.no_grad():
@@ -109,17 +109,16 @@ def test_runtime_matches_pytorch(variant: str, exported: Callable[[str], Any]) -
 
 
 def test_streaming_through_step_graphs_equals_pytorch_streaming(stream_variant: str, exported: Callable[[str], Any]) -> None:
-    from vidtok_kit import runtime
-    from vidtok_kit.stream import decode_stream, encode_stream
+    import vidtok_kit
 
     ex = exported(stream_variant)
-    rt = runtime.load(ex.directory)
+    rt = vidtok_kit.load(ex.directory, backend="onnx")
     frames = 15
     x = torch.rand(1, 3, frames, 16, 24, generator=torch.Generator().manual_seed(5)) * 2 - 1
     chunks = list(x.split(4, dim=2))  # reader chunks unrelated to the step size
     step = ex.manifest["export"]["stream_chunk"] * ex.model.temporal_factor
     with torch.no_grad():
-        ref_chunks = list(encode_stream(ex.model, chunks, chunk_frames=step, num_frames=frames))
+        ref_chunks = list(vidtok_kit.load(ex.model, arithmetic="reference").encode_stream(chunks, chunk_frames=step, num_frames=frames))
         whole = ex.model.encode(x)
     got_chunks = list(rt.encode_stream(chunks, chunk_frames=step, num_frames=frames))
     assert [c.latent.shape[2] for c in got_chunks] == [c.latent.shape[2] for c in ref_chunks]
@@ -132,7 +131,7 @@ def test_streaming_through_step_graphs_equals_pytorch_streaming(stream_variant: 
 
     latents = list(whole.latent.split(2, dim=2))
     with torch.no_grad():
-        ref_frames = torch.cat(list(decode_stream(ex.model, latents, chunk_latents=ex.manifest["export"]["stream_chunk"])), 2)
+        ref_frames = torch.cat(list(vidtok_kit.load(ex.model, arithmetic="reference").decode_stream(latents, chunk_latents=ex.manifest["export"]["stream_chunk"])), 2)
         ref_whole = ex.model.decode(whole.latent)
     got = torch.cat(list(rt.decode_stream(latents)), dim=2)
     span = float(ref_whole.max() - ref_whole.min())

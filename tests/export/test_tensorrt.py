@@ -28,7 +28,7 @@ def test_engines_pass_parity_and_run_through_the_runtime(
 ) -> None:
     from vidtok_kit.export.pipeline import export_tokenizer
 
-    from vidtok_kit import runtime
+    import vidtok_kit
 
     fsq = ('model.version="v1.1"', 'model.regularizer={kind="fsq", levels=[4,4,4]}', "model.z_channels=3")
     model, ckpt = checkpoint_factory(tiny_recipe, fsq, tmp_path / "m.safetensors")
@@ -41,7 +41,7 @@ def test_engines_pass_parity_and_run_through_the_runtime(
     for name, graph in manifest["graphs"].items():
         assert graph["parity"]["tensorrt"]["max"]["ok"], name
         assert (tmp_path / "out" / manifest["engines"][name]["file"]).is_file()
-    engine = runtime.load(tmp_path / "out", backend="tensorrt")
+    engine = vidtok_kit.load(tmp_path / "out", backend="tensorrt")
     x = torch.rand(2, 3, 6, 16, 24, generator=torch.Generator().manual_seed(1)) * 2 - 1
     with torch.no_grad():
         ref = model.encode(x)

@@ -3,7 +3,7 @@
 :mod:`vidtok_kit.model.subpixel` (spatial upsampler on the small image) and AlphaBlender's
 low-rate time upsampler are checked against the direct computation they replace, on inputs that
 exercise the edges (odd sizes, the v1.1 lead frames, both memory layouts), and the whole model
-inside :func:`fast_arithmetic` against the whole model without it.
+switched to the fast arithmetic (:func:`set_arithmetic`) against the same model with the reference one.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from vidtok_kit.plugins.temporal.alphablender import (
 )
 
 from vidtok_kit.model.layers import TimeMode
-from vidtok_kit.model.shortcuts import fast_arithmetic, shortcuts_enabled
+from vidtok_kit.model.shortcuts import arithmetic_of, set_arithmetic, using_arithmetic
 from vidtok_kit.model.subpixel import fold_nearest_up_kernel, nearest_up_conv2d
 from vidtok_kit.testing import perturb_parameters, tiny_model
 
@@ -76,8 +76,8 @@ def test_alphablender_up_low_rate_form_equals_direct(mode: TimeMode, lead: int, 
     x = torch.randn(2, 6, frames, 8, 7).contiguous(memory_format=torch.channels_last_3d)
     with torch.no_grad():
         ref = up(x)
-        with fast_arithmetic():
-            out = up(x)
+        set_arithmetic(up, "fast")
+        out = up(x)
     assert out.shape == ref.shape == (2, 6, 2 * frames, 8, 7)
     torch.testing.assert_close(out, ref, atol=2e-5, rtol=0)
 
@@ -113,15 +113,24 @@ def test_model_with_shortcuts_equals_original_arithmetic(causal: bool, version: 
     model = perturb_parameters(tiny_model(causal=causal, version=version))
     x = torch.rand(1, 3, 9 if causal else 8, 32, 32) * 2 - 1
     with torch.no_grad():
-        assert not shortcuts_enabled()
+        assert set(arithmetic_of(model).values()) == {"reference"}  # a built model starts with the original's
         latent = model.encode(x).latent
         ref = model.decode(latent)
-        with fast_arithmetic():
-            assert shortcuts_enabled()
+        with using_arithmetic(model, "fast"):
+            assert set(arithmetic_of(model).values()) == {"fast"}
             torch.testing.assert_close(model.encode(x).latent, latent, atol=1e-5, rtol=0)
             torch.testing.assert_close(model.decode(latent), ref, atol=1e-5, rtol=0)
-        with fast_arithmetic(), torch.enable_grad():  # training keeps the direct AlphaBlender form
-            torch.testing.assert_close(model.decode(latent), ref, atol=1e-5, rtol=0)
+            with torch.enable_grad():  # training keeps the direct AlphaBlender form
+                torch.testing.assert_close(model.decode(latent), ref, atol=1e-5, rtol=0)
+        assert set(arithmetic_of(model).values()) == {"reference"}  # restored
+
+
+def test_set_arithmetic_names_the_switched_modules_and_rejects_unknown_kinds() -> None:
+    model = tiny_model(causal=True, version="v1.1")
+    switched = set_arithmetic(model, "fast")
+    assert any(name.endswith("time_upsample") or "up" in name for name in switched) and switched == list(arithmetic_of(model))
+    with pytest.raises(ValueError, match="arithmetic must be one of"):
+        set_arithmetic(model, "approximate")  # type: ignore[arg-type]
 
 
 def test_nearest_up_conv2d_functional_interleave_is_the_same() -> None:

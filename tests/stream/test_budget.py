@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from vidtok_kit import load
 from vidtok_kit.errors import InputError
-from vidtok_kit.stream import StreamingEncoder, parse_memory, plan_stream
+from vidtok_kit.stream import parse_memory, plan_stream
 from vidtok_kit.stream.budget import RUNTIME_BYTES, activation_bytes
 
 
@@ -49,6 +50,6 @@ def test_budget_picks_bigger_chunks_then_tiles_then_gives_up(model) -> None:
 
 def test_stream_uses_the_budget_plan(model, clip) -> None:
     m = model()
-    enc = StreamingEncoder(m, max_memory=2**30)
+    enc = load(m).streaming_encoder(max_memory=2**30)
     list(enc([clip(9, size=32)]))
     assert enc.plan == plan_stream(m, 32, 32, "encode", max_memory=2**30)

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import pytest
 import torch
 
+from vidtok_kit import load
 from vidtok_kit.errors import InputError
 from vidtok_kit.pluginmanager import default_registry
-from vidtok_kit.stream import StreamingDecoder, StreamingEncoder
 
 FSQ = {"regularizer": {"kind": "fsq", "levels": [8, 8, 8]}, "z_channels": 3}
 TOL = 1e-5
@@ -32,7 +32,7 @@ def pieces(x: torch.Tensor, sizes: tuple[int, ...] = (3, 5, 1, 7, 2)) -> Iterato
 
 
 def encode(model, x, **options):
-    enc = StreamingEncoder(model, **options)
+    enc = load(model).streaming_encoder(**options)
     chunks = list(enc(pieces(x)))
     indices = torch.cat([c.indices for c in chunks], dim=1) if chunks[0].indices is not None else None
     return enc, torch.cat([c.latent for c in chunks], dim=2), indices
@@ -65,7 +65,7 @@ def test_chunked_encode_and_decode_equal_whole_clip(model, clip, version: str, k
         if kind == "fsq":
             assert_same_indices(m, m.pad_frames(x), indices, ref.indices)
     for chunk in (1, 2, 3, 5):
-        dec = StreamingDecoder(m, chunk_latents=chunk)
+        dec = load(m).streaming_decoder(chunk_latents=chunk)
         got = torch.cat(list(dec(ref.latent.split(2, dim=2))), dim=2)
         assert got.shape == want.shape, chunk
         assert (got - want).abs().max() < TOL, chunk
@@ -85,7 +85,7 @@ def test_v11_any_length_needs_the_length_up_front(model, clip) -> None:
     enc, latent, _ = encode(m, x, chunk_frames=8, num_frames=frames)
     assert (enc.front_pad, enc.tail_pad) == (2, 0)
     assert (latent - ref.latent).abs().max() < TOL
-    dec = StreamingDecoder(m, chunk_latents=1, front_pad=enc.front_pad, num_frames=frames)
+    dec = load(m).streaming_decoder(chunk_latents=1, front_pad=enc.front_pad, num_frames=frames)
     got = torch.cat(list(dec(latent.split(1, dim=2))), dim=2)
     assert got.shape == want.shape and (got - want).abs().max() < TOL
 
@@ -96,7 +96,7 @@ def test_v11_any_length_needs_the_length_up_front(model, clip) -> None:
         ref = m.encode(padded)
         want = m.decode(ref.latent)[:, :, :frames]
     assert (latent - ref.latent).abs().max() < TOL
-    got = torch.cat(list(StreamingDecoder(m, chunk_latents=2, num_frames=frames)(latent.split(3, dim=2))), dim=2)
+    got = torch.cat(list(load(m).streaming_decoder(chunk_latents=2, num_frames=frames)(latent.split(3, dim=2))), dim=2)
     assert got.shape == want.shape and (got - want).abs().max() < TOL
 
 
@@ -123,7 +123,7 @@ def test_every_temporal_sampler_streams_exactly(model, clip, sampler: str, versi
         want = m.decode(ref.latent)
     _, latent, _ = encode(m, x, chunk_frames=4, num_frames=13)
     assert (latent - ref.latent).abs().max() < TOL
-    got = torch.cat(list(StreamingDecoder(m, chunk_latents=1)(latent.split(1, dim=2))), dim=2)
+    got = torch.cat(list(load(m).streaming_decoder(chunk_latents=1)(latent.split(1, dim=2))), dim=2)
     assert got.shape == want.shape and (got - want).abs().max() < TOL
 
 
@@ -134,8 +134,7 @@ def test_batch_and_bf16(model, clip) -> None:
         ref = m.encode(x)
     _, latent, _ = encode(m, x, chunk_frames=4, num_frames=9)
     assert (latent - ref.latent).abs().max() < TOL
-    m.encoder.to(torch.bfloat16)
-    _, low, _ = encode(m, x, chunk_frames=4, num_frames=9)
+    _, low, _ = encode(load(m, dtype=torch.bfloat16), x, chunk_frames=4, num_frames=9)
     assert low.dtype == torch.float32
     assert (low - ref.latent).abs().max() < 0.1 * ref.latent.abs().max()
 
@@ -143,14 +142,14 @@ def test_batch_and_bf16(model, clip) -> None:
 def test_bad_streams_are_one_line_errors(model) -> None:
     m = model(version="v1.0")
     with pytest.raises(InputError, match="no frames to encode"):
-        list(StreamingEncoder(m)(iter([])))
+        list(load(m).streaming_encoder()(iter([])))
     with pytest.raises(InputError, match="multiples of 4"):
-        list(StreamingEncoder(m)([torch.zeros(1, 3, 5, 18, 18)]))
+        list(load(m).streaming_encoder()([torch.zeros(1, 3, 5, 18, 18)]))
     with pytest.raises(InputError, match="5-D"):
-        list(StreamingEncoder(m)([torch.zeros(3, 5, 16, 16)]))
+        list(load(m).streaming_encoder()([torch.zeros(3, 5, 16, 16)]))
     with pytest.raises(InputError, match="changed shape"):
-        list(StreamingEncoder(m, chunk_frames=8)([torch.zeros(1, 3, 5, 16, 16), torch.zeros(1, 3, 5, 32, 32)]))
+        list(load(m).streaming_encoder(chunk_frames=8)([torch.zeros(1, 3, 5, 16, 16), torch.zeros(1, 3, 5, 32, 32)]))
     with pytest.raises(InputError, match="multiple of the temporal factor"):
-        StreamingEncoder(m, chunk_frames=6)
+        load(m).streaming_encoder(chunk_frames=6)
     with pytest.raises(InputError, match="no latents"):
-        list(StreamingDecoder(m)(iter([])))
+        list(load(m).streaming_decoder()(iter([])))

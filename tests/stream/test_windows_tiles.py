@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from vidtok_kit.stream import StreamingDecoder, StreamingEncoder, TileGrid, temporal_radius
+from vidtok_kit import load
+from vidtok_kit.stream import TileGrid, temporal_radius
 from vidtok_kit.stream.buffers import crossfade_weights
 
 
@@ -28,11 +29,11 @@ def test_noncausal_windows_equal_whole_clip_when_overlap_covers_the_receptive_fi
         ref = m.encode(x)
         want = m.decode(ref.latent)
     overlap = (2 * radius_latents + 2) * 4  # frames
-    enc = StreamingEncoder(m, chunk_frames=144, overlap=overlap)
+    enc = load(m).streaming_encoder(chunk_frames=144, overlap=overlap)
     latent = torch.cat([c.latent for c in enc(x.split(10, dim=2))], dim=2)
     assert latent.shape == ref.latent.shape and (latent - ref.latent).abs().max() < 1e-5
     assert enc.radius == radius_latents
-    dec = StreamingDecoder(m, chunk_latents=40, overlap=2 * -(-radius_frames // 4) + 2)
+    dec = load(m).streaming_decoder(chunk_latents=40, overlap=2 * -(-radius_frames // 4) + 2)
     got = torch.cat(list(dec(ref.latent.split(7, dim=2))), dim=2)
     assert got.shape == want.shape and (got - want).abs().max() < 1e-5
 
@@ -47,11 +48,11 @@ def test_noncausal_short_windows_approximate_and_crossfade_beats_a_hard_cut(mode
         want = m.decode(ref.latent)
 
     def enc_err(overlap: int) -> float:
-        latent = torch.cat([c.latent for c in StreamingEncoder(m, chunk_frames=32, overlap=overlap)(x.split(8, dim=2))], dim=2)
+        latent = torch.cat([c.latent for c in load(m).streaming_encoder(chunk_frames=32, overlap=overlap)(x.split(8, dim=2))], dim=2)
         return float((latent - ref.latent).norm() / ref.latent.norm())
 
     def dec_err(overlap: int) -> float:
-        got = torch.cat(list(StreamingDecoder(m, chunk_latents=8, overlap=overlap)(ref.latent.split(3, dim=2))), dim=2)
+        got = torch.cat(list(load(m).streaming_decoder(chunk_latents=8, overlap=overlap)(ref.latent.split(3, dim=2))), dim=2)
         assert got.shape == want.shape
         return float((got - want).norm() / want.norm())
 
@@ -82,20 +83,21 @@ def test_tiled_streams_are_chunk_exact_and_close_to_whole_frames(model, clip) ->
     x = clip(5, size=64)
 
     def run(chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
-        enc = StreamingEncoder(m, chunk_frames=chunk, tile=48, tile_overlap=16, num_frames=5)
+        enc = load(m).streaming_encoder(chunk_frames=chunk, tile=48, tile_overlap=16, num_frames=5)
         latent = torch.cat([c.latent for c in enc(x.split(5, dim=2))], dim=2)
         assert enc.plan is not None and enc.plan.tile == 48
-        dec = StreamingDecoder(m, chunk_latents=chunk // 4, tile=12, tile_overlap=4)
+        dec = load(m).streaming_decoder(chunk_latents=chunk // 4, tile=12, tile_overlap=4)
         return latent, torch.cat(list(dec(latent.split(2, dim=2))), dim=2)
 
     a_latent, a_frames = run(4)
     b_latent, b_frames = run(8)
-    assert (a_latent - b_latent).abs().max() < 1e-5 and (a_frames - b_frames).abs().max() < 1e-5
+    # a one-step stream is a whole clip, which takes the whole-clip shortcuts: equal to fp32 rounding
+    assert (a_latent - b_latent).abs().max() < 1e-5 and (a_frames - b_frames).abs().max() < 5e-5
     with torch.no_grad():
         ref = m.encode(x)
         want = m.decode(ref.latent)
     assert a_frames.shape == want.shape
     assert float((a_latent - ref.latent).norm() / ref.latent.norm()) < 0.3
     with torch.no_grad():
-        tiled_decode = torch.cat(list(StreamingDecoder(m, chunk_latents=1, tile=12, tile_overlap=4)(ref.latent.split(2, dim=2))), dim=2)
+        tiled_decode = torch.cat(list(load(m).streaming_decoder(chunk_latents=1, tile=12, tile_overlap=4)(ref.latent.split(2, dim=2))), dim=2)
     assert float((tiled_decode - want).norm() / want.norm()) < 0.3

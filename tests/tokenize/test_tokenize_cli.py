@@ -24,7 +24,7 @@ from vidtok_kit.metrics import psnr_per_frame, ssim_per_frame
 from vidtok_kit.pluginmanager import default_registry
 from vidtok_kit.recipe import dump_recipe
 from vidtok_kit.testing import tiny_recipe
-from vidtok_kit.tokenize import load_model, load_tokens, read_token_meta
+from vidtok_kit.tokenize import load_tokenizer, load_tokens, read_token_meta
 from vidtok_kit.tokenize.commands import commands
 
 FSQ = {"regularizer": {"kind": "fsq", "levels": [8, 8, 8]}, "z_channels": 3}
@@ -58,7 +58,7 @@ def recipe_file(tmp_path: Path, **keys: object) -> Path:
 
 
 def model_of(recipe: Path):
-    return load_model(recipe, None, registry=default_registry())[0]
+    return load_tokenizer(recipe, None, registry=default_registry())
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -146,7 +146,7 @@ def test_reconstruct_prints_the_library_metrics(run, tmp_path: Path, carphone: P
     m = model_of(recipe)
     x = read_video(carphone, size=16, end_s=0.5)[0].unsqueeze(0)
     with torch.no_grad():
-        recon = m(x).recon.clamp(-1, 1)
+        recon = m.reconstruct(x).clamp(-1, 1)
     psnr = psnr_per_frame((x + 1) / 2, (recon + 1) / 2).mean().item()
     ssim = ssim_per_frame((x + 1) / 2, (recon + 1) / 2).mean().item()
     assert float(found.group(1)) == pytest.approx(psnr, abs=0.01)
@@ -281,7 +281,7 @@ def test_checkpoint_carries_its_recipe_and_its_hash_is_checked(run, tmp_path: Pa
 
     recipe = recipe_file(tmp_path)
     r = tiny_recipe()
-    m = perturb_parameters(model_of(recipe), 0.05)
+    m = perturb_parameters(model_of(recipe).model, 0.05)
     ckpt = save_tokenizer(m, r, tmp_path / "w.safetensors")
     out = tmp_path / "c.safetensors"
     result = run("encode", carphone, "--checkpoint", ckpt, "-o", out, "--size", 16, "--end", 0.3)

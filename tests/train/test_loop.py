@@ -67,7 +67,7 @@ def test_stage2_freezes_the_encoder_bit_for_bit(tmp_path, fast_sets, make_recipe
     assert encoder and all(torch.equal(w1[k], w2[k]) for k in encoder)
     assert any(not torch.equal(w1[k], w2[k]) for k in w1 if k.startswith("decoder."))
     model = vidtok_kit.load(None, checkpoint=tmp_path / "stage2" / "checkpoints" / "step_00000002" / "model.safetensors")
-    assert torch.equal(model.state_dict()["decoder.conv_out.conv.weight"], w2["decoder.conv_out.conv.weight"])
+    assert torch.equal(model.model.state_dict()["decoder.conv_out.conv.weight"], w2["decoder.conv_out.conv.weight"])
 
 
 def test_unknown_frozen_prefix_is_one_line(tmp_path, fast_sets, make_recipe) -> None:

@@ -9,18 +9,12 @@ import click
 __all__ = ["ablate_command", "commands"]
 
 
-def _shape(text: str | None) -> tuple[int, int, int] | None:
-    from vidtok_kit.cli import _parse_shape
-
-    return None if text is None else _parse_shape(text)
-
-
 @click.command("ablate")
 @click.argument("suite", type=click.Path(path_type=Path))
 @click.option("--profile-only", is_flag=True, help="Only count parameters and MACs (meta device, no training).")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Train every run N steps, then evaluate it.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None, help="Output folder [default: ablation-<suite name>].")
-@click.option("--shape", default=None, help="T,H,W the MACs are counted for [default: the recipe's frames at 256x256].")
+@click.option("--shape", default=None, help="T,H,W the MACs are counted for, at most 16384,8192,8192 [default: the recipe's frames at 256x256].")
 @click.option("--eval-size", type=click.IntRange(min=8), default=None, help="Evaluation resolution [default: largest train.resolution].")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True, help="Training device (train.device); evaluation follows.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a value in every recipe of the suite.")
@@ -49,14 +43,17 @@ def ablate_command(
     from vidtok_kit.ablation.runner import AblateOptions, run_suite
     from vidtok_kit.ablation.suite import load_suite
     from vidtok_kit.cli import _registry
+    from vidtok_kit.io.outputs import check_output
+    from vidtok_kit.profile import parse_shape
 
+    dims = parse_shape(shape) if shape is not None else None
     _registry()  # honour --disable-plugin before recipes are resolved
     s = load_suite(suite)
-    out = output if output is not None else Path(f"ablation-{s.name}")
+    out = check_output(output if output is not None else Path(f"ablation-{s.name}"), kind="dir", what="-o")
     options = AblateOptions(
         profile_only=profile_only,
         steps=None if profile_only else steps,
-        shape=_shape(shape),
+        shape=dims,
         overrides=overrides,
         device=device,
         eval_size=eval_size,

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from vidtok_kit.evaluation.report import atomic_write_text, format_value, markdown_table
+from vidtok_kit.evaluation.report import format_value, markdown_table
+from vidtok_kit.io.outputs import atomic_write, atomic_write_text
 
 __all__ = ["COLUMNS", "comparison_csv", "comparison_markdown", "flatten", "write_chart", "write_report"]
 
@@ -150,14 +149,8 @@ def write_chart(results: Sequence[Mapping[str, Any]], path: str | Path, *, title
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     finally:
         plt.close(fig)
     return path

@@ -112,7 +112,7 @@ def run_suite(
 
     :raises InputError: ``steps`` requested for a suite whose stage-2 run depends on a run that failed.
     """
-    from vidtok_kit.evaluation.report import atomic_write_text
+    from vidtok_kit.io.outputs import atomic_write_text
     from vidtok_kit.pluginmanager import default_registry
     from vidtok_kit.recipe import dump_recipe, load_recipe
 

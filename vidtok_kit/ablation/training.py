@@ -69,13 +69,13 @@ def evaluate_heldout(recipe: Any, checkpoint: str | Path, *, size: int, device: 
 
     :param size: square evaluation resolution (the paper evaluates at 256 whatever the training size).
     """
-    from vidtok_kit.convert.checkpoint import load_tokenizer
     from vidtok_kit.evaluation.evaluator import EvalOptions, Evaluator
     from vidtok_kit.evaluation.inputs import Clip
     from vidtok_kit.evaluation.run import load_fvd_extractor, load_perceptual
+    from vidtok_kit.loading import load
     from vidtok_kit.train.heldout import heldout_clips
 
-    model = load_tokenizer(recipe, checkpoint=checkpoint, device=device)
+    model = load(recipe, checkpoint, device=device)
     frames = recipe.train.num_frames
     # the trainer's held-out clip, resampled at the evaluation size (the paper scores at 256)
     at_size = attrs.evolve(recipe, train=attrs.evolve(recipe.train, resolution=size))

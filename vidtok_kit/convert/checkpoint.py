@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
-import tempfile
-import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors import SafetensorError
@@ -25,6 +22,7 @@ from torch import Tensor
 
 from vidtok_kit.convert.keymaps import is_ignored, looks_original, original_keys
 from vidtok_kit.errors import CheckpointError
+from vidtok_kit.io.outputs import atomic_write  # the shared writer; still importable from here
 
 if TYPE_CHECKING:
     from vidtok_kit.model.autoencoder import VideoTokenizer
@@ -34,9 +32,9 @@ __all__ = [
     "FORMAT",
     "file_sha256",
     "load_state_dict_file",
-    "load_tokenizer",
     "load_weights",
     "read_checkpoint_recipe",
+    "resolve_checkpoint",
     "save_tokenizer",
 ]
 
@@ -51,19 +49,6 @@ def file_sha256(path: str | Path, *, length: int = 16) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:length]
-
-
-def atomic_write(path: Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` then rename over ``path``: no half-written file ever has the final name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_tokenizer(model: VideoTokenizer, recipe: Recipe, path: str | Path, *, extra: dict[str, str] | None = None) -> Path:
@@ -165,20 +150,52 @@ def load_weights(model: VideoTokenizer, state: dict[str, Tensor], *, source: str
     return layout
 
 
-def load_tokenizer(recipe: Any, *, checkpoint: Any = None, device: Any = "cpu") -> VideoTokenizer:
-    """Recipe (path/object, or None when the checkpoint is ours) + optional checkpoint -> eval-mode model."""
-    from vidtok_kit.model.autoencoder import build_model
-    from vidtok_kit.pluginmanager import default_registry
-    from vidtok_kit.recipe import load_recipe, recipe_from_dict
+def resolve_checkpoint(path: str | Path, *, ema: bool = False) -> Path:
+    """The weights file behind whatever a user points at as a checkpoint.
 
-    registry = default_registry()
-    if recipe is None:
-        stored = read_checkpoint_recipe(checkpoint) if checkpoint is not None else None
-        if stored is None:
-            raise CheckpointError(f"{checkpoint}: no recipe given and the checkpoint does not carry one (pass --recipe)")
-        recipe = recipe_from_dict(tomllib.loads(stored), registry=registry, source=f"{checkpoint} (stored recipe)")
-    recipe = load_recipe(recipe, registry=registry)
-    model = build_model(recipe.model, registry=registry)
-    if checkpoint is not None:
-        load_weights(model, load_state_dict_file(checkpoint), source=str(checkpoint))
-    return model.to(device).eval()
+    Accepted: one of our ``.safetensors`` files or its ``.json`` sidecar; a training checkpoint
+    step directory (``RUN/checkpoints/step_N``: its ``model.safetensors``, or ``ema.safetensors``
+    with ``ema=True``); a training run directory (its newest complete step); a
+    ``save_pretrained`` directory; an original VidTok ``.ckpt`` / ``.pt`` / ``.safetensors``.
+
+    :raises CheckpointError: one line naming the path and what was expected there.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint file or directory")
+    if path.is_file():
+        if ema:
+            raise CheckpointError(f"{path}: --ema picks the EMA weights of a training checkpoint directory, not of a file")
+        if path.suffix == ".json":
+            return _sidecar_weights(path)
+        return path
+    runs = path / "checkpoints"
+    if runs.is_dir() and not (path / "meta.json").is_file():  # a training run: its newest complete step
+        steps = sorted(d for d in runs.glob("step_*") if d.is_dir() and (d / "meta.json").is_file())
+        if not steps:
+            raise CheckpointError(f"{path}: a training run directory without a finished checkpoint in {runs}")
+        path = steps[-1]
+    name = "ema.safetensors" if ema else "model.safetensors"
+    weights = path / name
+    if weights.is_file():
+        return weights
+    if ema and (path / "model.safetensors").is_file():
+        raise CheckpointError(f"{path}: no EMA weights were saved in this checkpoint (train with EMA, or drop --ema)")
+    raise CheckpointError(
+        f"{path}: expected a checkpoint directory holding {name} (a training run, a step directory or a "
+        "save_pretrained directory), or a checkpoint file"
+    )
+
+
+def _sidecar_weights(path: Path) -> Path:
+    """The weights file a ``.json`` sidecar names (written beside it by :func:`save_tokenizer`)."""
+    try:
+        sidecar = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: not a readable checkpoint sidecar ({type(exc).__name__})") from None
+    if not isinstance(sidecar, dict) or sidecar.get("format") != FORMAT or not isinstance(sidecar.get("weights"), str):
+        raise CheckpointError(f"{path}: a JSON file that is not a vidtok-kit checkpoint sidecar (pass the .safetensors file)")
+    weights = path.parent / sidecar["weights"]
+    if not weights.is_file():
+        raise CheckpointError(f"{path}: names weights {sidecar['weights']}, which are not beside it")
+    return weights

@@ -25,6 +25,10 @@ def _default_device() -> str:
 @click.option("--long", "long_", is_flag=True, help="Whole videos streamed through the model; every real frame scored once.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None, help="Output folder [default: eval-<recipe name>].")
 @click.option("--device", default=None, help="torch device [default: cuda if available, else cpu].")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
+              help="Network precision (quantization stays fp32; metrics are computed in fp32).")
+@click.option("--compile", "compile_", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              help="torch.compile the network; auto compiles a clip shape when it comes back (cached on disk).")
 @click.option("--sample", is_flag=True, help="Encode with a (seeded) KL posterior sample, as the reference does.")
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--i3d-weights", type=click.Path(path_type=Path), default=None, help="Local I3D weights for FVD [env VIDTOK_KIT_I3D_WEIGHTS].")
@@ -40,6 +44,8 @@ def eval_command(
     long_: bool,
     output: Path | None,
     device: str | None,
+    precision: str,
+    compile_: str,
     sample: bool,
     seed: int,
     i3d_weights: Path | None,
@@ -65,7 +71,11 @@ def eval_command(
     if checkpoint is None:
         click.echo("warning: no --checkpoint given: evaluating a randomly initialised model", err=True)
     out = output if output is not None else Path(f"eval-{r.name or recipe.stem}")
-    options = EvalOptions(fps=fps, size=size, frames=frames, long=long_, sample=sample, seed=seed)
+    from vidtok_kit.loading import parse_device
+
+    dev = parse_device(device or _default_device())  # before any work: a bad device is one line
+    options = EvalOptions(fps=fps, size=size, frames=frames, long=long_, sample=sample, seed=seed, precision=precision,
+                          compile=compile_)
 
     def report(result: object) -> None:
         if getattr(result, "status", "ok") != "ok":
@@ -77,7 +87,7 @@ def eval_command(
         output=out,
         checkpoint=checkpoint,
         options=options,
-        device=device or _default_device(),
+        device=str(dev),
         i3d_weights=i3d_weights,
         progress=progress,
         on_video=report,

@@ -53,6 +53,10 @@ class EvalOptions:
     sample: bool = False
     #: seed set before evaluating (the reference seeds 42)
     seed: int = 42
+    #: network precision when ``run_eval`` loads the model: ``fp32``, ``bf16`` or ``fp16``
+    precision: str = "fp32"
+    #: ``torch.compile`` when ``run_eval`` loads the model: ``auto``, ``on``, ``off`` (None: the default)
+    compile: str | None = None
 
 
 def default_clip_frames(model: Any) -> int:
@@ -128,7 +132,8 @@ class VideoScore:
 class Evaluator:
     """Evaluates one model over many videos; call :meth:`evaluate_video` per file, then :meth:`summary`.
 
-    :param model: a :class:`~vidtok_kit.model.autoencoder.VideoTokenizer` (put in eval mode here).
+    :param model: a :class:`~vidtok_kit.interfaces.Tokenizer` (from :func:`vidtok_kit.load`), or a
+        :class:`~vidtok_kit.model.autoencoder.VideoTokenizer`, which is loaded for inference here.
     :param options: the protocol (:class:`EvalOptions`).
     :param lpips: maps frame batches ``(N, 3, H, W)`` in [-1, 1] (input, target) to ``(N, ...)``
         distances, e.g. :class:`~vidtok_kit.losses.lpips.LPIPS`; None skips LPIPS.
@@ -148,7 +153,9 @@ class Evaluator:
     ) -> None:
         self.options = options or EvalOptions()
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
+        from vidtok_kit.loading import load
+
+        self.model = model = load(model, device=self.device)
         self.frames = self.options.frames or default_clip_frames(model)
         tdf, mode = model.temporal_factor, model.mode
         if not frame_rules.valid_frames(self.frames, tdf=tdf, mode=mode):
@@ -162,7 +169,7 @@ class Evaluator:
         self.results: list[VideoResult] = []
         self.notes: list[str] = []
         #: codebook size of a discrete model (None: continuous)
-        self.codebook_size: int | None = model.regularizer.codebook_size if model.discrete else None
+        self.codebook_size: int | None = model.codebook_size
         self._sums = {"frames": 0, "psnr": 0.0, "ssim": 0.0, "lpips": 0.0, "lpips_frames": 0}
         self._clips = 0
         self._real_feats: list[Tensor] = []
@@ -177,7 +184,7 @@ class Evaluator:
         """(B, 3, T, H, W) in [-1, 1] -> (reconstruction clamped to [-1, 1], token indices or None)."""
         x = video.to(self.device, torch.float32)
         reg = self.model.encode(x, sample=self.options.sample)
-        recon = self.model.decode(reg.latent.to(x.dtype), num_frames=x.shape[2])
+        recon = self.model.decode(reg.latent, num_frames=x.shape[2])
         return recon.clamp(-1.0, 1.0), reg.indices
 
     @torch.no_grad()

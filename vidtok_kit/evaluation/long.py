@@ -2,7 +2,7 @@
 
 VidTok v1.1 reports metrics on whole MCL-JCV videos encoded with tiling instead of on independent
 17-frame clips (shared/spec/vidtok-reference.md §5, ``--read_long_video``). Here the whole sampled
-video goes through :class:`~vidtok_kit.stream.StreamingEncoder` / ``StreamingDecoder`` in bounded
+video goes through the tokenizer's streaming encoder and decoder (:mod:`vidtok_kit.stream`) in bounded
 memory: causal models stream exactly (the result equals one pass over the whole video), non-causal
 ones use cross-faded windows. Every real frame is scored once; no padding frame is scored. FVD
 still needs clips, so the frame pairs are regrouped into consecutive ``frames``-frame clips (the
@@ -60,8 +60,6 @@ def evaluate_long_video(
     evaluator: Evaluator, path: str | Path, *, on_chunk: Callable[[], None] | None = None
 ) -> VideoResult:
     """Stream one whole video through ``evaluator``'s model and add its scores to the totals."""
-    from vidtok_kit.stream import StreamingDecoder, StreamingEncoder
-
     model, opts, device = evaluator.model, evaluator.options, evaluator.device
     start = time.perf_counter()
     score = VideoScore(evaluator)
@@ -84,8 +82,8 @@ def evaluate_long_video(
                 pending.extend(chunk.unbind(dim=2))
                 yield chunk
 
-        encoder = StreamingEncoder(model, num_frames=num_frames, output_device=device)
-        decoder = StreamingDecoder(model, front_pad=encoder.front_pad, num_frames=num_frames, output_device=device)
+        encoder = model.streaming_encoder(num_frames=num_frames, output_device=device, sample=opts.sample)
+        decoder = model.streaming_decoder(front_pad=encoder.front_pad, num_frames=num_frames, output_device=device)
 
         def latents() -> Iterator[Tensor]:
             for chunk in encoder(remember(frames())):

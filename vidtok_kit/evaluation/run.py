@@ -109,7 +109,7 @@ def run_eval(
     :param lpips: / :param fvd_extractor: networks to use instead of loading them from weight files.
     :return: the summary and the written files. Unreadable videos are listed under ``skipped``.
     """
-    from vidtok_kit.convert.checkpoint import load_tokenizer
+    from vidtok_kit.loading import load
     from vidtok_kit.pluginmanager import default_registry
     from vidtok_kit.recipe import dump_recipe, load_recipe
 
@@ -117,7 +117,7 @@ def run_eval(
     r = load_recipe(recipe, registry=default_registry())
     videos = resolve_videos(data, root=r.data.root or None)
     notes: list[str] = []
-    model = load_tokenizer(r, checkpoint=checkpoint, device=device)
+    model = load(r, checkpoint, device=device, dtype=options.precision, compile=options.compile)
     if checkpoint is None:
         notes.append("no checkpoint: the model is randomly initialised, so the numbers only test the pipeline")
     if lpips is None:
@@ -142,7 +142,7 @@ def run_eval(
         "checkpoint": str(checkpoint) if checkpoint is not None else None,
         "data": str(data),
         "options": {**attrs.asdict(options), "device": device},
-        "model": {"params": sum(p.numel() for p in model.parameters()), "discrete": bool(model.discrete)},
+        "model": {"params": sum(p.numel() for p in model.model.parameters()), "discrete": bool(model.discrete)},
         **evaluator.summary(),
     }
     files = write_eval_outputs(output, evaluator.results, summary)

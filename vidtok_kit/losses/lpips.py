@@ -9,9 +9,12 @@ channels, squared difference, 1x1 "lin" heads, spatial mean, sum over stages.
 
 Differences from the original, and why:
 
-* Nothing is downloaded. The original fetches ``vgg.pth`` from a university host and the VGG16
-  ImageNet weights through torchvision at construction time; here both come from local files
-  (:meth:`LPIPS.from_files`), so a training run never depends on the network.
+* Weight files are verified, and the network is optional. The original fetches ``vgg.pth`` from
+  a university host and the VGG16 ImageNet weights through torchvision, unchecked; here
+  :meth:`LPIPS.from_files` takes the files the user names (argument or environment variable),
+  else :func:`vidtok_kit.weights.weight_path` finds them (the LPIPS heads in the installed
+  ``lpips`` wheel, VGG16 in the cache) or downloads them once, each checked against a pinned
+  SHA-256; offline with nothing cached is one line saying which file is missing.
 * The module is pinned to eval mode (:meth:`LPIPS.train` is a no-op). In the original, Lightning's
   ``model.train()`` silently re-enabled the 0.5 dropout in the lin heads during training, adding
   noise to the loss; the lin heads keep their ``Dropout`` slot only so that checkpoint keys stay
@@ -158,15 +161,14 @@ def _check_state_dict(sd: dict[str, Tensor], expected: dict[str, torch.Size], pa
         raise LPIPSWeightsError(f"{path}: not a {what} state dict: " + "; ".join(problems))
 
 
-def _resolve(path: str | os.PathLike[str] | None, env: str, what: str, key: str) -> Path:
-    if path is None:
-        path = os.environ.get(env) or None
-    if path is None:
-        raise LPIPSWeightsError(
-            f"no {what} weight file given: pass it, set the env var {env}, or set the loss "
-            f"config key {key!r} to a local file (nothing is ever downloaded)"
-        )
-    return Path(path)
+def _resolve(path: str | os.PathLike[str] | None, weight: str, key: str) -> Path:
+    """The given file, else ``$ENV``, else the installed/cached/downloaded pinned file ``weight``."""
+    from vidtok_kit.weights import WeightFileError, weight_path
+
+    try:
+        return weight_path(weight, path)
+    except WeightFileError as exc:
+        raise LPIPSWeightsError(f"{exc}; or set the loss config key {key!r} to a local file") from None
 
 
 class LPIPS(nn.Module):
@@ -218,14 +220,16 @@ class LPIPS(nn.Module):
 
         :param vgg_path: torchvision ``vgg16`` state dict (``features.N.weight``/``bias``;
             ``classifier.*`` keys of a full checkpoint are ignored). Defaults to
-            ``$VIDTOK_KIT_VGG16_WEIGHTS``.
+            ``$VIDTOK_KIT_VGG16_WEIGHTS``, else ``vgg16-397923af.pth`` from the cache or its
+            canonical URL (SHA-256 checked; see :mod:`vidtok_kit.weights`).
         :param lin_path: LPIPS heads as in the original ``vgg.pth`` (``linK.model.1.weight``,
-            K = 0…4). Defaults to ``$VIDTOK_KIT_LPIPS_WEIGHTS``.
+            K = 0…4). Defaults to ``$VIDTOK_KIT_LPIPS_WEIGHTS``, else the installed ``lpips``
+            wheel's ``weights/v0.1/vgg.pth``, else the cache or a download (SHA-256 checked).
         :return: a frozen, eval-mode LPIPS on CPU in float32.
         :raises LPIPSWeightsError: one line naming the file (or env var) at fault.
         """
-        vgg_file = _resolve(vgg_path, ENV_VGG16_WEIGHTS, "VGG16", "vgg16_weights")
-        lin_file = _resolve(lin_path, ENV_LPIPS_WEIGHTS, "LPIPS lin-head", "lpips_weights")
+        vgg_file = _resolve(vgg_path, "vgg16", "vgg16_weights")
+        lin_file = _resolve(lin_path, "lpips_vgg", "lpips_weights")
 
         vgg_sd = {k: v for k, v in read_state_dict(vgg_file).items() if not k.startswith("classifier.")}
         _check_state_dict(vgg_sd, cls._expected_vgg(), vgg_file, "torchvision VGG16 (features.N.*)")

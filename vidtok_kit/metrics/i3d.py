@@ -17,9 +17,12 @@ from the two are not comparable.
 **Preprocessing** (FVD convention): frames are resized to 224x224 with bilinear interpolation
 (no crop, aspect ratio not kept) and mapped from [0, 1] to [-1, 1].
 
-**Weights** are never downloaded. :func:`load_i3d` reads a local safetensors file or a
-``torch.save``'d state dict (``weights_only=True``); ``VIDTOK_KIT_I3D_WEIGHTS`` names the default.
-TorchScript archives such as ``i3d_torchscript.pt`` are not state dicts and are rejected.
+**Weights**: :func:`load_i3d` reads a safetensors file or a ``torch.save``'d state dict
+(``weights_only=True``): the one passed, else ``$VIDTOK_KIT_I3D_WEIGHTS``, else pytorch-i3d's
+``rgb_imagenet.pt`` from the cache, downloaded once from a pinned commit of that repository and
+checked against its pinned digest (:mod:`vidtok_kit.weights`; offline with nothing cached is one
+line saying how to provide it). TorchScript archives such as ``i3d_torchscript.pt`` are not state
+dicts and are rejected.
 """
 
 from __future__ import annotations
@@ -243,8 +246,8 @@ def _read_state_dict(path: Path) -> Mapping[str, Tensor]:
     """Load a flat ``{key: tensor}`` mapping, turning every failure into a one-line error."""
     if not path.is_file():
         raise CheckpointError(
-            f"I3D weights file {path} does not exist (pass a local safetensors/.pt state dict; "
-            "nothing is downloaded)"
+            f"I3D weights file {path} does not exist (pass a local safetensors/.pt state dict, or "
+            f"nothing, to use the verified download of pytorch-i3d's rgb_imagenet.pt)"
         )
     try:
         if path.suffix == ".safetensors":
@@ -276,21 +279,17 @@ def load_i3d(path: str | os.PathLike[str] | None = None, *, num_classes: int = 4
     """Build :class:`InceptionI3d` and load local weights strictly, in eval mode, frozen.
 
     :param path: safetensors file or ``torch.save``'d state dict (optionally under a
-        ``"state_dict"`` key) in pytorch-i3d layout; defaults to ``$VIDTOK_KIT_I3D_WEIGHTS``
+        ``"state_dict"`` key) in pytorch-i3d layout; defaults to ``$VIDTOK_KIT_I3D_WEIGHTS``,
+        else pytorch-i3d's ``rgb_imagenet.pt`` from the cache or its pinned URL (verified)
     :param num_classes: classes of the logits layer (400 for Kinetics-400, the FVD network)
     :return: the network, ``eval()`` and with ``requires_grad`` off
     :raises CheckpointError: one line naming the file if it is missing, unreadable, or its keys
         or shapes do not match the architecture
     """
-    if path is None:
-        env = os.environ.get(I3D_WEIGHTS_ENV)
-        if not env:
-            raise CheckpointError(
-                f"no I3D weights given: pass path= or set {I3D_WEIGHTS_ENV} to a local file "
-                "(vidtok-kit never downloads weights)"
-            )
-        path = env
-    file = Path(path)
+    from vidtok_kit.weights import weight_path
+
+    # the given file, else $VIDTOK_KIT_I3D_WEIGHTS, else the verified cached/downloaded rgb_imagenet.pt
+    file = weight_path("i3d", path)
     state = _read_state_dict(file)
 
     # Built on the meta device and filled with assign=True: random init of 12.7M parameters

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from vidtok_kit.errors import InputError, RecipeError
+from vidtok_kit.errors import RecipeError
 from vidtok_kit.interfaces import RegOut
 from vidtok_kit.model import frames as frame_rules
 from vidtok_kit.model.decoder import Decoder
@@ -72,30 +72,14 @@ class VideoTokenizer(nn.Module):
 
     def check_video(self, x: Tensor) -> None:
         """Raise :class:`InputError` (one line, saying what is allowed) for a video the model cannot take."""
-        cfg = self.config
-        if not isinstance(x, Tensor) or x.ndim != 5:
-            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise InputError(f"expected a video tensor of shape (B, {cfg.in_channels}, T, H, W), got {shape}")
-        if x.shape[1] != cfg.in_channels:
-            raise InputError(f"expected {cfg.in_channels} channels in dim 1 of (B, C, T, H, W), got {x.shape[1]}")
-        sf = self.spatial_factor
-        if x.shape[3] % sf or x.shape[4] % sf or x.shape[3] == 0 or x.shape[4] == 0:
-            raise InputError(
-                f"height and width must be positive multiples of {sf} (the spatial factor), got {x.shape[3]}x{x.shape[4]}"
-            )
-        t = x.shape[2]
-        if not frame_rules.valid_frames(t, tdf=self.temporal_factor, mode=self.mode):
-            rule = frame_rules.allowed_frames(tdf=self.temporal_factor, mode=self.mode)
-            raise InputError(f"this {self.mode.value} model takes {rule}, got {t}")
-        if not x.is_floating_point():
-            raise InputError(f"expected a floating-point video in [-1, 1], got dtype {x.dtype}")
+        from vidtok_kit.stream.torch_backend import facts_of
+
+        facts_of(self).check_video(x)
 
     def pad_frames(self, x: Tensor) -> Tensor:
         """Prepend copies of frame 0 as the causal conventions require."""
         pad = frame_rules.front_padding(x.shape[2], tdf=self.temporal_factor, mode=self.mode)
-        if pad == 0:
-            return x
-        return torch.cat([x[:, :, :1].expand(-1, -1, pad, -1, -1), x], dim=2)
+        return frame_rules.repeat_edges(x, front=pad)
 
     # -- public API -----------------------------------------------------------------------------
 
@@ -118,10 +102,9 @@ class VideoTokenizer(nn.Module):
 
     def decode_indices(self, indices: Tensor, *, num_frames: int | None = None) -> Tensor:
         """Integer tokens (B, T', H', W') of a discrete model -> video."""
-        if not self.discrete:
-            raise InputError(f"regularizer {self.config.regularizer.kind!r} is continuous: decode latents instead")
-        if indices.ndim != 4 or indices.is_floating_point():
-            raise InputError(f"expected integer indices of shape (B, T', H', W'), got {tuple(indices.shape)} {indices.dtype}")
+        from vidtok_kit.stream.torch_backend import facts_of
+
+        facts_of(self).check_indices(indices)
         latent = self.regularizer.indices_to_latent(indices)
         return self.decode(latent.to(self._param_dtype()), num_frames=num_frames)
 
@@ -144,10 +127,9 @@ class VideoTokenizer(nn.Module):
         return next(self.decoder.parameters()).dtype
 
     def _check_latent(self, latent: Tensor) -> None:
-        z = self.config.z_channels
-        if not isinstance(latent, Tensor) or latent.ndim != 5 or latent.shape[1] != z:
-            shape = tuple(latent.shape) if isinstance(latent, Tensor) else type(latent).__name__
-            raise InputError(f"expected a latent of shape (B, {z}, T', H', W'), got {shape}")
+        from vidtok_kit.stream.torch_backend import facts_of
+
+        facts_of(self).check_latent(latent)
 
 
 def build_model(recipe: Recipe | ModelConfig | Any, *, registry: ComponentRegistry | None = None, device: Any = None) -> VideoTokenizer:

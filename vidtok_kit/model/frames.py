@@ -8,18 +8,42 @@ time factor ``tdf``. v1.0 pads ``tdf - 1`` frames and so needs ``T = 1 + k * tdf
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from vidtok_kit.errors import InputError
 from vidtok_kit.model.layers import TimeMode
 
-__all__ = ["allowed_frames", "frames_to_keep", "front_padding", "latent_frames", "output_frames", "valid_frames"]
+if TYPE_CHECKING:
+    from torch import Tensor
+
+__all__ = [
+    "V11_MIN_FIRST_LATENTS",
+    "allowed_frames",
+    "first_step_latents",
+    "frames_to_keep",
+    "front_padding",
+    "latent_frames",
+    "output_frames",
+    "repeat_edges",
+    "valid_frames",
+]
+
+#: A v1.1 decoder's first step (unless it is also the last) needs this many latents, so that
+#: every time upsampler has frames after latent 0's and holds exactly two frames afterwards.
+V11_MIN_FIRST_LATENTS = 3
 
 
 def front_padding(frames: int, *, tdf: int, mode: TimeMode) -> int:
-    """Copies of frame 0 prepended to a clip of ``frames`` frames before encoding."""
-    rem = frames % tdf
-    if not mode.causal or rem == 0:
+    """Copies of frame 0 prepended to a clip of ``frames`` frames before encoding.
+
+    Branch-free in ``frames`` (v1.0 clips are ``1 + k * tdf`` long, so they always take
+    ``tdf - 1``), so an exporter tracing a symbolic frame count gets one graph for every length.
+    """
+    if not mode.causal:
         return 0
-    return tdf - 1 if mode is TimeMode.CAUSAL_V1_0 else tdf - rem
+    if mode is TimeMode.CAUSAL_V1_0:
+        return tdf - 1
+    return (tdf - frames % tdf) % tdf
 
 
 def valid_frames(frames: int, *, tdf: int, mode: TimeMode) -> bool:
@@ -62,3 +86,25 @@ def frames_to_keep(decoded: int, latents: int, num_frames: int | None, *, defaul
     if not 1 <= keep <= decoded:
         raise InputError(f"num_frames must be in 1..{decoded} for {latents} latent frames, got {keep}")
     return keep
+
+
+def first_step_latents(mode: TimeMode, chunk: int) -> int:
+    """Latents the first decode step takes when later steps take ``chunk``: at least
+    :data:`V11_MIN_FIRST_LATENTS` for v1.1, so every time upsampler can hold frames back."""
+    return max(chunk, V11_MIN_FIRST_LATENTS) if mode is TimeMode.CAUSAL_V1_1 else chunk
+
+
+def repeat_edges(x: Tensor, *, front: int = 0, back: int = 0) -> Tensor:
+    """``x`` (B, C, T, ...) with ``front`` copies of frame 0 before it and ``back`` copies of its last frame after.
+
+    The one way frames are padded (front padding of the causal conventions, tail padding of a
+    stream's short last chunk), for the model, the streaming driver and the export graphs alike:
+    a gather with clamped indices, so a traced symbolic ``front`` still gives one graph.
+    """
+    import torch
+
+    if isinstance(front, int) and isinstance(back, int) and front == 0 and back == 0:
+        return x
+    t = x.shape[2]
+    index = (torch.arange(t + front + back, device=x.device) - front).clamp(0, t - 1)
+    return x.index_select(2, index)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from vidtok_kit.model.shortcuts import keep_channels_last, shortcuts_enabled
+from vidtok_kit.model.shortcuts import keep_channels_last, keeps_channels_last
 
 __all__ = [
     "ChannelNorm",
@@ -147,9 +147,9 @@ def causal_front_pad(x: Tensor, frames: int, mode: TimeMode, state: StreamState 
     past = state.take() if state is not None else None
     if past is None:
         front = _first_chunk_front(x, frames, mode, dim=2)
-        if shortcuts_enabled() and x.ndim == 5 and x.is_contiguous(memory_format=torch.channels_last_3d):
-            # keep the fast path channels-last: torch.cat keeps that layout only if every part
-            # has it, and the expanded front does not
+        if keeps_channels_last(x):
+            # keep a channels-last stream channels-last: torch.cat keeps that layout only if
+            # every part has it, and the expanded front does not
             front = front.contiguous(memory_format=torch.channels_last_3d)
         padded = torch.cat([front, x], dim=2)
     else:
@@ -173,7 +173,13 @@ class TimeConv(nn.Module):
     Causal: ``kernel_t - stride_t`` frames of front context (see :func:`causal_front_pad`), no
     temporal padding inside the conv. Non-causal: symmetric zero padding ``time_padding``.
     Wraps the conv as ``.conv`` so causal keys match the original ``CausalConv3d`` layout.
+
+    Fast form (:func:`~vidtok_kit.model.shortcuts.set_arithmetic`): a stride-1 per-pixel time
+    conv of a whole channels-last clip runs as one dilated 2-D conv.
     """
+
+    #: use the exact shortcut (see :mod:`vidtok_kit.model.shortcuts`)
+    fast_arithmetic = False
 
     def __init__(
         self,
@@ -214,7 +220,7 @@ class TimeConv(nn.Module):
         return keep_channels_last(self._conv(x), x)
 
     def _as_dilated_conv2d(self, x: Tensor, state: StreamState | None) -> bool:
-        """A per-pixel stride-1 time conv of a whole channels-last clip, on the fast path.
+        """A per-pixel stride-1 time conv of a whole channels-last clip, with the fast arithmetic.
 
         Whole clips only: streamed steps keep one conv algorithm for first and later chunks, so a
         zero initial state reproduces the first step bit for bit.
@@ -225,7 +231,7 @@ class TimeConv(nn.Module):
             and isinstance(conv, nn.Conv1d)
             and x.ndim == 5
             and conv.stride[0] == 1
-            and shortcuts_enabled()
+            and self.fast_arithmetic
             and x.is_contiguous(memory_format=torch.channels_last_3d)
         )
 

@@ -1,54 +1,106 @@
-"""Exact algebraic shortcuts in the layers, switched on by the inference fast path.
+"""Exact algebraic shortcuts, chosen per module when a tokenizer is prepared for inference.
 
 Some layers can compute the same function as the original VidTok code with fewer operations or a
 faster memory layout: the spatial upsampler as four 2x2 convolutions of the small image
 (:mod:`vidtok_kit.model.subpixel`), the AlphaBlender time upsampler from 2-D convolutions of the
 low-rate frames, a per-pixel time convolution of a channels-last clip as one dilated 2-D conv.
-Results agree with the original arithmetic to float rounding (~1e-6), not bit for bit, so they
-are used only inside :func:`fast_arithmetic` (which :class:`vidtok_kit.fast.FastTokenizer`
-enters): training, streaming, export, ``vidtok-kit profile`` (the paper's MAC counts) and plain
-``model.encode`` / ``decode`` keep the original arithmetic, and streamed chunks keep matching
-whole-clip runs to 1e-5.
+Results agree with the original arithmetic to float rounding (~1e-6), not bit for bit.
+
+A module that has such a form declares it with a class attribute ``fast_arithmetic = False``
+and reads ``self.fast_arithmetic`` in ``forward``; :func:`set_arithmetic` switches every such
+module of a model, the way diffusers' ``set_attn_processor`` picks attention kernels. There is
+no process-wide switch: two models (or two threads) never see each other's choice, and a plugin
+component without a fast form simply keeps its reference form. A freshly built model uses the
+reference arithmetic (training, parity tests, ``vidtok-kit profile``'s paper MAC counts);
+:func:`vidtok_kit.load` switches its tokenizers to the fast one.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Literal
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-__all__ = ["fast_arithmetic", "keep_channels_last", "shortcuts_enabled"]
+__all__ = [
+    "ARITHMETICS",
+    "Arithmetic",
+    "arithmetic_of",
+    "keep_channels_last",
+    "keeps_channels_last",
+    "set_arithmetic",
+    "using_arithmetic",
+]
 
-_enabled = False
+Arithmetic = Literal["fast", "reference"]
+ARITHMETICS: tuple[Arithmetic, ...] = ("fast", "reference")
 
 
-def shortcuts_enabled() -> bool:
-    """True inside :func:`fast_arithmetic`."""
-    return _enabled
+def _selectable(module: nn.Module) -> bool:
+    return isinstance(getattr(type(module), "fast_arithmetic", None), bool)
+
+
+def set_arithmetic(model: nn.Module, arithmetic: Arithmetic) -> list[str]:
+    """Make every module of ``model`` that has a fast form use ``arithmetic``; returns their names.
+
+    ``"fast"``: the exact shortcuts (inference; the AlphaBlender low-rate form also needs autograd
+    off, as it has no backward). ``"reference"``: the original VidTok arithmetic.
+    """
+    if arithmetic not in ARITHMETICS:
+        raise ValueError(f"arithmetic must be one of {', '.join(ARITHMETICS)}, got {arithmetic!r}")
+    switched = []
+    for name, module in model.named_modules():
+        if _selectable(module):
+            module.fast_arithmetic = arithmetic == "fast"  # type: ignore[assignment]
+            switched.append(name)
+    return switched
+
+
+def arithmetic_of(model: nn.Module) -> dict[str, Arithmetic]:
+    """Each selectable module's current arithmetic, by module name."""
+    return {
+        name: "fast" if module.fast_arithmetic else "reference"  # type: ignore[misc]
+        for name, module in model.named_modules()
+        if _selectable(module)
+    }
 
 
 @contextlib.contextmanager
-def fast_arithmetic(enabled: bool = True) -> Iterator[None]:
-    """Let the layers use their shortcuts (``enabled=False``: force the original arithmetic)."""
-    global _enabled
-    previous, _enabled = _enabled, enabled
+def using_arithmetic(model: nn.Module, arithmetic: Arithmetic) -> Iterator[nn.Module]:
+    """``model`` with ``arithmetic`` inside the block, each module's own choice restored after
+    (``vidtok-kit profile`` counts the reference arithmetic of any model it is given)."""
+    saved = dict(model.named_modules())
+    before = arithmetic_of(model)
+    set_arithmetic(model, arithmetic)
     try:
-        yield
+        yield model
     finally:
-        _enabled = previous
+        for name, kind in before.items():
+            saved[name].fast_arithmetic = kind == "fast"  # type: ignore[assignment]
 
 
 def keep_channels_last(out: Tensor, like: Tensor) -> Tensor:
-    """``out`` in channels-last memory when ``like`` (the layer's input) is, inside :func:`fast_arithmetic`.
+    """``out`` in channels-last memory when ``like`` (the layer's input) is: a layout, not arithmetic.
 
     oneDNN's 3-D convolution returns a channels-first output for some channels-last inputs (few
     input channels, small frames), and one channels-first tensor turns the whole residual stream
     channels-first (an add takes its first operand's layout): every later 2-D conv then reads
-    per-frame NCHW images and every norm makes a layout copy. A no-op where the layout already holds.
+    per-frame NCHW images and every norm makes a layout copy. A no-op where the layout already
+    holds, and for channels-first inputs (the reference path).
     """
     last = torch.channels_last_3d
-    if _enabled and out.ndim == 5 and like.is_contiguous(memory_format=last) and not out.is_contiguous(memory_format=last):
+    if out.ndim == 5 and keeps_channels_last(like) and not out.is_contiguous(memory_format=last):
         return out.contiguous(memory_format=last)
     return out
+
+
+def keeps_channels_last(x: Tensor) -> bool:
+    """True for a channels-last 5-D activation whose layout the layers should keep.
+
+    Never while a graph is exported: ONNX has no memory formats (and tracers may report odd strides).
+    """
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting():
+        return False
+    return x.ndim == 5 and x.is_contiguous(memory_format=torch.channels_last_3d)

@@ -36,6 +36,7 @@ import torch
 from torch import Tensor
 
 from vidtok_kit.errors import InputError
+from vidtok_kit.model.frames import V11_MIN_FIRST_LATENTS, first_step_latents
 from vidtok_kit.model.layers import StreamState, TimeMode
 
 if TYPE_CHECKING:
@@ -53,9 +54,6 @@ __all__ = [
     "state_layout",
 ]
 
-#: A v1.1 decoder's first step (unless it is also the last) needs this many latents, so that
-#: every time upsampler has frames after latent 0's and holds exactly two frames afterwards.
-V11_MIN_FIRST_LATENTS = 3
 #: state_layout runs the real model instead of a meta copy below this activation size (bytes)
 _REAL_RUN_BYTES = 2**24
 
@@ -73,12 +71,6 @@ class DecodeStep(NamedTuple):
     #: behind the input (the held-back frames come out with the next step or the final one)
     frames: Tensor
     state: list[Tensor]
-
-
-def first_step_latents(model: VideoTokenizer, chunk: int) -> int:
-    """Latents the first decode step takes when later steps take ``chunk``: at least
-    :data:`V11_MIN_FIRST_LATENTS` for v1.1, so every time upsampler can hold frames back."""
-    return max(chunk, V11_MIN_FIRST_LATENTS) if model.mode is TimeMode.CAUSAL_V1_1 else chunk
 
 
 def _check_causal(model: VideoTokenizer) -> None:

@@ -9,7 +9,7 @@ from vidtok_kit.tokenize.pipeline import (
     count_frames,
     decode_file,
     encode_file,
-    load_model,
+    load_tokenizer,
     reconstruct_file,
 )
 from vidtok_kit.tokenize.tokens import TokenMeta, load_tokens, read_token_meta, save_tokens
@@ -21,7 +21,7 @@ __all__ = [
     "count_frames",
     "decode_file",
     "encode_file",
-    "load_model",
+    "load_tokenizer",
     "load_tokens",
     "read_token_meta",
     "reconstruct_file",

@@ -37,6 +37,9 @@ def _run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--device", default="cpu", show_default=True, help="torch device (cpu, cuda, cuda:1, ...)."),
         click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True, help="Encoder/decoder precision (quantization stays fp32)."),
+        click.option("--compile", "compile_", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+                     help="torch.compile the network: auto compiles a step shape when it comes back (a long video's steady chunks, "
+                          "a folder's clips); compiled graphs are cached on disk, so later runs start faster."),
         click.option("--chunk-frames", type=click.IntRange(min=1), default=None, help="Frames per streaming step (a multiple of the temporal factor) [default: from --max-memory]."),
         click.option("--max-memory", default=None, help="Memory budget that picks chunk and tile sizes, e.g. 4G [default: 4G]."),
         click.option("--tile", type=click.IntRange(min=1), default=None, help="Spatial tile side in pixels for frames too large to run whole."),
@@ -54,6 +57,15 @@ def _policy(model: Any, fps: float | None, size: int | None, resize: str | None,
         return ClipPolicy(fps=fps, size=size, resize=mode, multiple=model.spatial_factor, start_s=start_s, end_s=end_s)
     except ValueError as exc:
         raise InputError(str(exc)) from None
+
+
+def _load(recipe: Path | None, checkpoint: Path | None, *, device: str, precision: str, compile_: str,
+          stored_recipe: str | None = None) -> Any:
+    from vidtok_kit.cli import _registry
+    from vidtok_kit.tokenize.pipeline import load_tokenizer
+
+    return load_tokenizer(recipe, checkpoint, registry=_registry(), device=device, precision=precision, compile=compile_,
+                          stored_recipe=stored_recipe)
 
 
 def _run(chunk_frames: int | None, max_memory: str | None, tile: int | None, precision: str) -> Any:
@@ -131,28 +143,27 @@ def _finished(dst: Path, provenance: dict[str, Any]) -> bool:
 @_run_options
 def encode_command(videos: tuple[Path, ...], recipe: Path | None, checkpoint: Path | None, output: Path, overwrite: bool,
                    backend: str, export_dir: Path | None, fps: float | None, size: int | None, resize: str | None, start_s: float | None, end_s: float | None,
-                   device: str, precision: str, chunk_frames: int | None, max_memory: str | None, tile: int | None,
+                   device: str, precision: str, compile_: str, chunk_frames: int | None, max_memory: str | None, tile: int | None,
                    progress: bool | None) -> None:
     """Encode VIDEOS (files or folders) into token files: FSQ indices or KL latents, plus metadata.
 
     Streams each video chunk by chunk, so any length fits in memory. A folder is searched
     recursively and mirrored under OUTPUT; finished token files are skipped on a re-run.
     """
-    from vidtok_kit.cli import _registry
     from vidtok_kit.errors import VidtokError
-    from vidtok_kit.tokenize.pipeline import encode_file, load_model
+    from vidtok_kit.tokenize.pipeline import encode_file
 
     if backend != "torch":
-        from vidtok_kit import runtime
         from vidtok_kit.errors import InputError
+        from vidtok_kit.loading import load
 
         if export_dir is None:
             raise InputError(f"--backend {backend} runs an exported tokenizer: pass --export DIR (from `vidtok-kit export`)")
-        model: Any = runtime.load(export_dir, backend=backend, device="cuda" if device.startswith("cuda") else "cpu")
-        provenance = {k: v for k, v in model.provenance().items() if k != "export"}
+        model: Any = load(export_dir, backend=backend, device=device)
     else:
         _warn_random(checkpoint)
-        model, provenance = load_model(recipe, checkpoint, registry=_registry(), device=device, precision=precision)
+        model = _load(recipe, checkpoint, device=device, precision=precision, compile_=compile_)
+    provenance = model.provenance
     policy, run = _policy(model, fps, size, resize, start_s, end_s), _run(chunk_frames, max_memory, tile, precision)
     jobs = _jobs(videos, output)
     if len(jobs) == 1 and jobs[0][1] == output:
@@ -187,12 +198,11 @@ def encode_command(videos: tuple[Path, ...], recipe: Path | None, checkpoint: Pa
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Weights [default: the checkpoint recorded in TOKENS].")
 @click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True, help="x264 quality (lower is better).")
 @_run_options
-def decode_command(tokens: Path, output: Path, checkpoint: Path | None, crf: int, device: str, precision: str,
+def decode_command(tokens: Path, output: Path, checkpoint: Path | None, crf: int, device: str, precision: str, compile_: str,
                    chunk_frames: int | None, max_memory: str | None, tile: int | None, progress: bool | None) -> None:
     """Decode a token file back into a video, with the recipe, frame rate and size it records."""
-    from vidtok_kit.cli import _registry
     from vidtok_kit.errors import InputError
-    from vidtok_kit.tokenize.pipeline import decode_file, load_model
+    from vidtok_kit.tokenize.pipeline import decode_file
     from vidtok_kit.tokenize.tokens import read_token_meta
 
     meta = read_token_meta(tokens)
@@ -203,7 +213,8 @@ def decode_command(tokens: Path, output: Path, checkpoint: Path | None, crf: int
     if checkpoint is not None and not meta.checkpoint_sha256:
         raise InputError(f"{tokens}: was made by a randomly initialised model, not with a checkpoint")
     _warn_random(checkpoint)
-    model, provenance = load_model(None, checkpoint, registry=_registry(), device=device, precision=precision, stored_recipe=meta.recipe)
+    model = _load(None, checkpoint, device=device, precision=precision, compile_=compile_, stored_recipe=meta.recipe)
+    provenance = model.provenance
     if provenance["checkpoint_sha256"] != meta.checkpoint_sha256:
         raise InputError(f"{tokens}: was made with checkpoint hash {meta.checkpoint_sha256}, {checkpoint} has {provenance['checkpoint_sha256']}")
     run = _run(chunk_frames, max_memory, tile, precision)
@@ -222,14 +233,13 @@ def decode_command(tokens: Path, output: Path, checkpoint: Path | None, crf: int
 @_run_options
 def reconstruct_command(video: Path, recipe: Path | None, checkpoint: Path | None, output: Path, side_by_side: bool, crf: int,
                         fps: float | None, size: int | None, resize: str | None, start_s: float | None, end_s: float | None,
-                        device: str, precision: str, chunk_frames: int | None, max_memory: str | None, tile: int | None,
+                        device: str, precision: str, compile_: str, chunk_frames: int | None, max_memory: str | None, tile: int | None,
                         progress: bool | None) -> None:
     """Encode and decode VIDEO in one stream, write the result and print its PSNR and SSIM."""
-    from vidtok_kit.cli import _registry
-    from vidtok_kit.tokenize.pipeline import load_model, reconstruct_file
+    from vidtok_kit.tokenize.pipeline import reconstruct_file
 
     _warn_random(checkpoint)
-    model, _ = load_model(recipe, checkpoint, registry=_registry(), device=device, precision=precision)
+    model = _load(recipe, checkpoint, device=device, precision=precision, compile_=compile_)
     policy, run = _policy(model, fps, size, resize, start_s, end_s), _run(chunk_frames, max_memory, tile, precision)
     result = reconstruct_file(model, video, output, policy=policy, run=run, side_by_side=side_by_side, crf=crf,
                               progress=_progress(progress, video.name))

@@ -23,28 +23,22 @@ from vidtok_kit.errors import InputError
 from vidtok_kit.io import ClipPolicy, iter_video_chunks, probe_video
 from vidtok_kit.io.policy import as_fraction, select_frames
 from vidtok_kit.model.layers import TimeMode
-from vidtok_kit.stream import StreamingDecoder, StreamingEncoder
 from vidtok_kit.tokenize.tokens import TokenMeta, load_tokens, save_tokens
 
 if TYPE_CHECKING:
-    from vidtok_kit.model.autoencoder import VideoTokenizer
+    from vidtok_kit.interfaces import Tokenizer
 
 __all__ = [
-    "PRECISIONS",
-    "RANDOM_INIT_SEED",
     "ReconstructResult",
     "RunOptions",
     "check_tokens_fit",
     "count_frames",
     "decode_file",
     "encode_file",
-    "load_model",
+    "load_tokenizer",
     "reconstruct_file",
 ]
 
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-#: seed of a model built without a checkpoint, so that decoding its tokens rebuilds the same weights
-RANDOM_INIT_SEED = 0
 #: frames decoded from the file per read; the engine re-chunks, so this only bounds read-ahead
 READ_CHUNK = 8
 
@@ -61,69 +55,36 @@ class RunOptions:
     precision: str = "fp32"
 
 
-def load_model(
-    recipe: str | Path | None,
+def load_tokenizer(
+    recipe: Any,
     checkpoint: str | Path | None,
     *,
     registry: Any,
     device: str = "cpu",
     precision: str = "fp32",
+    compile: str | None = None,
     stored_recipe: str | None = None,
-) -> tuple[VideoTokenizer, dict[str, Any]]:
-    """An eval-mode model plus the provenance a token file records.
+) -> Tokenizer:
+    """The tokenizer a command runs (:func:`vidtok_kit.load`), its recipe from ``recipe``, else
+    ``stored_recipe`` (a token file's), else the checkpoint (ours carry theirs).
 
-    The recipe comes from ``recipe``, else ``stored_recipe`` (a token file's), else the checkpoint
-    (ours carry theirs). Without a checkpoint the weights are random, drawn with
-    :data:`RANDOM_INIT_SEED` so that encode and decode runs build the same model. Encoder and
-    decoder run in ``precision``; the regularizer stays fp32 (quantization in fp32, as VidTok).
+    Without a checkpoint the weights are random, drawn with a fixed seed so that encode and decode
+    runs build the same model. ``tok.provenance`` is what a token file records.
     """
     import tomllib
 
-    from vidtok_kit import __version__
-    from vidtok_kit.convert.checkpoint import (
-        file_sha256,
-        load_state_dict_file,
-        load_weights,
-        read_checkpoint_recipe,
-    )
-    from vidtok_kit.errors import CheckpointError
-    from vidtok_kit.model.autoencoder import build_model
-    from vidtok_kit.recipe import dump_recipe, load_recipe, recipe_from_dict
+    from vidtok_kit.loading import load
+    from vidtok_kit.recipe import recipe_from_dict
 
-    if precision not in PRECISIONS:
-        raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {device!r} requested but CUDA is not available")
-    if recipe is not None:
-        r = load_recipe(recipe, registry=registry)
-    else:
-        text, origin = stored_recipe, "token file"
-        if text is None and checkpoint is not None:
-            text, origin = read_checkpoint_recipe(checkpoint), str(checkpoint)
-            if text is None:
-                raise CheckpointError(f"{checkpoint}: no --recipe given and the checkpoint does not carry one (pass --recipe)")
-        if text is None:
-            raise InputError("no --recipe given (it may be omitted only with a vidtok-kit checkpoint, which carries its recipe)")
-        r = recipe_from_dict(tomllib.loads(text), registry=registry, source=f"{origin} (stored recipe)")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(RANDOM_INIT_SEED)
-        model = build_model(r.model, registry=registry)
-    sha = ""
-    if checkpoint is not None:
-        load_weights(model, load_state_dict_file(checkpoint), source=str(checkpoint))
-        sha = file_sha256(checkpoint)
-    model.encoder.to(PRECISIONS[precision])
-    model.decoder.to(PRECISIONS[precision])
-    model = model.to(dev).eval()
-    provenance = {
-        "recipe": dump_recipe(r),
-        "checkpoint": str(checkpoint) if checkpoint is not None else "",
-        "checkpoint_sha256": sha,
-        "random_init_seed": None if checkpoint is not None else RANDOM_INIT_SEED,
-        "vidtok_kit_version": __version__,
-    }
-    return model, provenance
+    if recipe is None and stored_recipe is not None:
+        try:
+            data = tomllib.loads(stored_recipe)
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(f"the token file's recorded recipe is damaged ({exc})") from None
+        recipe = recipe_from_dict(data, registry=registry, source="token file (stored recipe)")
+    if recipe is None and checkpoint is None:
+        raise InputError("no --recipe given (it may be omitted only with a vidtok-kit checkpoint, which carries its recipe)")
+    return load(recipe, checkpoint, device=device, dtype=precision, compile=compile, registry=registry)
 
 
 def count_frames(path: str | Path, policy: ClipPolicy) -> int:
@@ -163,7 +124,7 @@ def _encoder_options(run: RunOptions) -> dict[str, Any]:
     return {"chunk_frames": run.chunk_frames, "max_memory": run.max_memory, "tile": run.tile}
 
 
-def _decoder_options(model: VideoTokenizer, run: RunOptions) -> dict[str, Any]:
+def _decoder_options(model: Tokenizer, run: RunOptions) -> dict[str, Any]:
     tdf = model.temporal_factor
     chunk = None if run.chunk_frames is None else max(1, run.chunk_frames // tdf)
     tile = None if run.tile is None else max(1, run.tile // model.spatial_factor)
@@ -179,7 +140,7 @@ def _frames(path: str | Path, policy: ClipPolicy, progress: Progress | None) -> 
 
 
 def encode_file(
-    model: VideoTokenizer,
+    model: Tokenizer,
     source: str | Path,
     dest: str | Path,
     *,
@@ -199,16 +160,13 @@ def encode_file(
     geometry = policy.geometry(info.width, info.height, path=source)  # fails on sizes the model cannot take
     num_frames = count_frames(source, policy) if model.mode is TimeMode.CAUSAL_V1_1 else None
     tick = progress(num_frames or _estimate_frames(info, policy)) if progress else None
-    if hasattr(model, "streaming_encoder"):  # an exported tokenizer (vidtok_kit.runtime): its step graphs stream
-        encoder = model.streaming_encoder(num_frames=num_frames, chunk_frames=run.chunk_frames)
-    else:
-        encoder = StreamingEncoder(model, num_frames=num_frames, **_encoder_options(run))
+    encoder = model.streaming_encoder(num_frames=num_frames, **_encoder_options(run))
     parts: list[Tensor] = []
     for chunk in encoder(_frames(source, policy, tick)):
         parts.append(chunk.indices if chunk.indices is not None else chunk.latent)
     tokens = torch.cat(parts, dim=1 if model.discrete else 2)[0]
     if model.discrete:
-        tokens = tokens.to(model.regularizer.index_dtype)
+        tokens = tokens.to(model.index_dtype)
     meta = TokenMeta(
         kind="indices" if model.discrete else "latent",
         source=str(source),
@@ -230,7 +188,7 @@ def encode_file(
         time_mode=model.mode.value,
         temporal_factor=model.temporal_factor,
         spatial_factor=model.spatial_factor,
-        codebook_size=model.regularizer.codebook_size if model.discrete else None,
+        codebook_size=model.codebook_size,
         precision=run.precision,
         **provenance,
     )
@@ -238,7 +196,7 @@ def encode_file(
     return meta
 
 
-def _latent_chunks(model: VideoTokenizer, tokens: Tensor, meta: TokenMeta, step: int = 16) -> Iterator[Tensor]:
+def _latent_chunks(model: Tokenizer, tokens: Tensor, meta: TokenMeta, step: int = 16) -> Iterator[Tensor]:
     """Batched latent (or index) chunks of a token tensor, as the decoder stream takes them."""
     axis = 0 if meta.kind == "indices" else 1
     for part in tokens.split(step, dim=axis):
@@ -250,7 +208,7 @@ def _crop(frames: Tensor, geometry: dict[str, int]) -> Tensor:
 
 
 def decode_file(
-    model: VideoTokenizer,
+    model: Tokenizer,
     tokens_path: str | Path,
     dest: str | Path,
     *,
@@ -263,7 +221,7 @@ def decode_file(
 
     tokens, meta = load_tokens(tokens_path)
     check_tokens_fit(model, tokens, meta, source=str(tokens_path))
-    decoder = StreamingDecoder(model, front_pad=meta.front_pad, num_frames=meta.frame_count, **_decoder_options(model, run))
+    decoder = model.streaming_decoder(front_pad=meta.front_pad, num_frames=meta.frame_count, **_decoder_options(model, run))
     tick = progress(meta.frame_count) if progress else None
     with VideoWriter(dest, meta.fps, crf=crf) as writer:
         for frames in decoder(_latent_chunks(model, tokens, meta)):
@@ -273,7 +231,7 @@ def decode_file(
     return meta
 
 
-def check_tokens_fit(model: VideoTokenizer, tokens: Tensor, meta: TokenMeta, *, source: str) -> None:
+def check_tokens_fit(model: Tokenizer, tokens: Tensor, meta: TokenMeta, *, source: str) -> None:
     """One-line error when a token file was not made by a model like ``model``."""
     if meta.time_mode != model.mode.value or meta.temporal_factor != model.temporal_factor or meta.spatial_factor != model.spatial_factor:
         raise InputError(
@@ -282,10 +240,10 @@ def check_tokens_fit(model: VideoTokenizer, tokens: Tensor, meta: TokenMeta, *, 
         )
     if (meta.kind == "indices") != model.discrete:
         raise InputError(f"{source}: holds {meta.kind} but the model is {'discrete' if model.discrete else 'continuous'}")
-    if meta.kind == "indices" and int(tokens.max()) >= model.regularizer.codebook_size:
-        raise InputError(f"{source}: token {int(tokens.max())} is outside the codebook of {model.regularizer.codebook_size}")
-    if meta.kind == "latent" and tokens.shape[0] != model.config.z_channels:
-        raise InputError(f"{source}: latent has {tokens.shape[0]} channels, the model takes {model.config.z_channels}")
+    if meta.kind == "indices" and int(tokens.max()) >= (model.codebook_size or 0):
+        raise InputError(f"{source}: token {int(tokens.max())} is outside the codebook of {model.codebook_size}")
+    if meta.kind == "latent" and tokens.shape[0] != model.z_channels:
+        raise InputError(f"{source}: latent has {tokens.shape[0]} channels, the model takes {model.z_channels}")
 
 
 @attrs.frozen(kw_only=True)
@@ -298,7 +256,7 @@ class ReconstructResult:
 
 
 def reconstruct_file(
-    model: VideoTokenizer,
+    model: Tokenizer,
     source: str | Path,
     dest: str | Path,
     *,
@@ -324,8 +282,8 @@ def reconstruct_file(
             pending.extend(chunk.unbind(dim=2))
             yield chunk
 
-    encoder = StreamingEncoder(model, num_frames=num_frames, **_encoder_options(run))
-    decoder = StreamingDecoder(model, front_pad=encoder.front_pad, num_frames=num_frames, **_decoder_options(model, run))
+    encoder = model.streaming_encoder(num_frames=num_frames, **_encoder_options(run))
+    decoder = model.streaming_decoder(front_pad=encoder.front_pad, num_frames=num_frames, **_decoder_options(model, run))
     latents = (c.latent for c in encoder(remember(_frames(source, policy, tick))))
     psnr: list[float] = []
     ssim: list[float] = []

@@ -6,9 +6,12 @@ calls it and :mod:`~vidtok_kit.train.distributed` sorts out who does what.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
+from vidtok_kit.io.outputs import removed_on_failure
+from vidtok_kit.train.checkpointing import Checkpointer
 from vidtok_kit.train.loop import Trainer, TrainingError
 
 __all__ = ["Trainer", "TrainingError", "run"]
@@ -19,11 +22,19 @@ def run(recipe: Any, run_dir: str | Path, *, registry: Any = None, resume: bool 
 
     :return: the finished :class:`Trainer` (``.last_checkpoint``, ``.last_eval``, ``.model``).
     """
-    from vidtok_kit.train.distributed import shutdown
+    from vidtok_kit.train.distributed import DistInfo, shutdown
 
+    # a run that fails before its first checkpoint (bad data, bad recipe, Ctrl-C) leaves no run
+    # directory behind, unless the directory was there before; rank 0 alone owns the directory
+    cleanup = removed_on_failure(run_dir, keep=_holds_checkpoint) if DistInfo.from_env().is_main else contextlib.nullcontext()
     try:
-        trainer = Trainer(recipe, run_dir, registry=registry, resume=resume, progress=progress)
-        trainer.train()
+        with cleanup:
+            trainer = Trainer(recipe, run_dir, registry=registry, resume=resume, progress=progress)
+            trainer.train()
         return trainer
     finally:
         shutdown()
+
+
+def _holds_checkpoint(run_dir: Path) -> bool:
+    return bool(Checkpointer(run_dir).complete())

@@ -9,12 +9,14 @@ Layout of ``RUN/checkpoints/step_00001000/``:
 * ``loss.safetensors``: learned log-variance, discriminator, LeCam averages;
 * ``train_state.pt``: step, samples seen, optimizer and schedule states, every rank's RNG states,
   counters (read back with ``torch.load(weights_only=True)``: tensors and plain values only);
-* ``meta.json``: written last, lists every file with its size.
+* ``meta.json``: written last, lists every file with its size and SHA-256.
 
 The directory is assembled under a hidden ``.step_*.partial-*`` name, its files fsync'ed, then
 renamed into place; a run killed mid-write leaves only a partial directory, which is ignored and
-removed later. Resuming takes the newest directory whose files match ``meta.json`` and load; a
-damaged one is reported and the previous one used.
+removed later. Resuming takes the newest directory whose files match ``meta.json`` (size and
+content hash: a file damaged after the fact, even with its size intact, is caught before it is
+parsed) and load; a damaged one is reported and the previous one used. ``train_state.pt`` is read
+with ``weights_only=True``, so a pickle that would run code is refused like any damaged file.
 """
 
 from __future__ import annotations
@@ -22,21 +24,25 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import random
 import re
 import secrets
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
 import attrs
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from vidtok_kit.convert.checkpoint import save_tokenizer
+from vidtok_kit.convert.checkpoint import file_sha256, save_tokenizer
 from vidtok_kit.errors import CheckpointError
+from vidtok_kit.io.outputs import file_mode
 
 __all__ = [
     "CHECKPOINT_DIR",
@@ -81,6 +87,8 @@ class Checkpointer:
     def __init__(self, run_dir: str | Path, *, keep_last: int = 3) -> None:
         self.directory = Path(run_dir) / CHECKPOINT_DIR
         self.keep_last = keep_last
+        #: why each checkpoint skipped by the last :meth:`latest` call was unreadable, newest first
+        self.damaged: list[str] = []
 
     def complete(self) -> list[tuple[int, Path]]:
         """``(step, dir)`` of every finished checkpoint (``meta.json`` present), oldest first."""
@@ -117,7 +125,9 @@ class Checkpointer:
                 save_file(tensors, str(tmp / "loss.safetensors"))
             if state is not None:
                 torch.save(state, tmp / "train_state.pt")
-            files = {f.name: f.stat().st_size for f in sorted(tmp.iterdir())}
+            for f in tmp.iterdir():  # safetensors writes 0600; checkpoints are shared like other outputs
+                os.chmod(f, file_mode())
+            files = {f.name: {"bytes": f.stat().st_size, "sha256": file_sha256(f, length=64)} for f in sorted(tmp.iterdir())}
             (tmp / "meta.json").write_text(json.dumps({"step": step, "files": files}, indent=2) + "\n")
             for f in tmp.iterdir():
                 _fsync(f)
@@ -141,36 +151,74 @@ class Checkpointer:
                 shutil.rmtree(d, ignore_errors=True)
 
     def latest(self) -> Checkpoint | None:
-        """The newest checkpoint that loads; damaged ones are reported and skipped."""
+        """The newest checkpoint that loads; damaged ones are skipped (and listed in :attr:`damaged`).
+
+        Each skipped one is reported as a warning line once an older one loads; when none does,
+        nothing is logged and the caller reports :attr:`damaged` in one error line.
+        """
+        self.damaged = []
         for _step, path in reversed(self.complete()):
             try:
-                return load_checkpoint(path)
+                ckpt = load_checkpoint(path)
             except CheckpointError as exc:
-                log.warning("ignoring damaged checkpoint (%s); trying the previous one", exc)
+                self.damaged.append(str(exc))
+                continue
+            for reason in self.damaged:
+                log.warning("damaged checkpoint, trying the previous one (%s)", reason)
+            return ckpt
         return None
 
 
+def _check_file(path: Path, expected: Any) -> None:
+    """``expected`` is ``{"bytes": n, "sha256": hex}`` (or a bare size, from older runs)."""
+    size = expected if isinstance(expected, int) else int(expected["bytes"])
+    actual = path.stat().st_size
+    if actual != size:
+        raise CheckpointError(f"{path}: {actual} bytes, meta.json says {size}")
+    if isinstance(expected, dict) and file_sha256(path, length=64) != expected["sha256"]:
+        raise CheckpointError(f"{path}: content differs from meta.json (sha256 mismatch)")
+
+
+def _load_train_state(path: Path) -> Any:
+    """``torch.load(weights_only=True)``: tensors and plain values only, never code.
+
+    A refused pickle becomes one line; torch's own warnings about the file's pickle protocol are
+    silenced, since they describe a file that is refused or trusted anyway, and would add lines.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        _, _, reason = str(exc).partition("WeightsUnpickler error:")
+        reason = next((line.strip() for line in reason.splitlines() if line.strip()), "objects other than tensors")
+        raise CheckpointError(f"{path}: refused by torch.load(weights_only=True), it pickles more than tensors ({reason})") from None
+
+
 def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Read a checkpoint directory, checking its files against ``meta.json``."""
+    """Read a checkpoint directory, checking every file's size and hash against ``meta.json``.
+
+    :raises CheckpointError: one line naming the first damaged file (missing, truncated, altered,
+        not parseable, or a pickle ``weights_only`` refuses).
+    """
     path = Path(path)
     try:
         meta = json.loads((path / "meta.json").read_text())
-        for name, size in meta["files"].items():
-            actual = (path / name).stat().st_size
-            if actual != size:
-                raise CheckpointError(f"{path / name}: {actual} bytes, meta.json says {size}")
+        step = int(meta["step"])
+        for name, expected in meta["files"].items():
+            _check_file(path / name, expected)
         model = load_file(str(path / "model.safetensors"))
         loss = load_file(str(path / "loss.safetensors")) if "loss.safetensors" in meta["files"] else None
         ema = load_file(str(path / "ema.safetensors")) if "ema.safetensors" in meta["files"] else None
         state = None
         if "train_state.pt" in meta["files"]:
-            state = torch.load(path / "train_state.pt", map_location="cpu", weights_only=True)
+            state = _load_train_state(path / "train_state.pt")
     except CheckpointError:
         raise
-    except (OSError, ValueError, KeyError, RuntimeError, EOFError) as exc:
-        first = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError, SafetensorError) as exc:
+        first = (f"{type(exc).__name__}: {exc}".splitlines() or [""])[0]
         raise CheckpointError(f"{path}: unreadable checkpoint ({first})") from None
-    return Checkpoint(path=path, step=int(meta["step"]), model=model, loss=loss, ema=ema, state=state)
+    return Checkpoint(path=path, step=step, model=model, loss=loss, ema=ema, state=state)
 
 
 def resolve_init_from(spec: str | Path) -> tuple[dict[str, Tensor], dict[str, Tensor] | None, str]:

@@ -18,7 +18,8 @@ import click
 
 __all__ = ["commands", "demo_command", "find_demo_recipe", "train_command"]
 
-DEMO_RECIPE = "recipes/tiny/demo.toml"
+#: the shipped recipe ``demo`` trains (package data: found from a wheel too, outside any checkout)
+DEMO_RECIPE = "tiny/demo"
 
 
 def _setup_logging(rank: int) -> None:
@@ -50,13 +51,14 @@ def _load(recipe: Path, overrides: tuple[str, ...], data: str | None) -> Any:
 def train_command(recipe: Path, data: str | None, overrides: tuple[str, ...], out: Path | None, resume: bool, no_progress: bool) -> None:
     """Train a tokenizer; launch with torchrun --no-python for several processes or nodes."""
     from vidtok_kit.cli import _registry
+    from vidtok_kit.io.outputs import check_output
     from vidtok_kit.train import run
     from vidtok_kit.train.distributed import DistInfo
 
     info = DistInfo.from_env()
     _setup_logging(info.rank)
     r = _load(recipe, overrides, data)
-    run_dir = out or Path("runs") / (r.name or recipe.stem)
+    run_dir = check_output(out or Path("runs") / (r.name or recipe.stem), kind="dir", what="--out")
     trainer = run(r, run_dir, registry=_registry(), resume=resume, progress=not no_progress)
     if info.is_main:
         click.echo(f"trained {trainer.step} steps -> {trainer.last_checkpoint}")
@@ -65,13 +67,14 @@ def train_command(recipe: Path, data: str | None, overrides: tuple[str, ...], ou
 
 
 def find_demo_recipe() -> Path:
-    """``recipes/tiny/demo.toml`` of the checkout this package runs from, else of the cwd."""
+    """The shipped ``tiny/demo`` recipe (``recipes/tiny/demo.toml``), from the installed package."""
     from vidtok_kit.errors import InputError
+    from vidtok_kit.recipes_index import shipped_recipe
 
-    for base in (Path(__file__).resolve().parents[2], Path.cwd()):
-        if (base / DEMO_RECIPE).is_file():
-            return base / DEMO_RECIPE
-    raise InputError(f"{DEMO_RECIPE} not found next to the package or in the current folder; pass --recipe")
+    path = shipped_recipe(DEMO_RECIPE)
+    if path is None:
+        raise InputError(f"the shipped recipe {DEMO_RECIPE!r} is missing from this installation of vidtok-kit; pass --recipe")
+    return path
 
 
 def run_demo(recipe: Any, out: Path, *, progress: bool = True) -> dict[str, Any]:
@@ -79,7 +82,7 @@ def run_demo(recipe: Any, out: Path, *, progress: bool = True) -> dict[str, Any]
 
     :return: paths and metrics (also written to ``out/demo/heldout.json``).
     """
-    from vidtok_kit.convert.checkpoint import atomic_write
+    from vidtok_kit.io.outputs import atomic_write
     from vidtok_kit.train import run
     from vidtok_kit.train.heldout import compare_on_heldout
     from vidtok_kit.train.reporting import plot_losses, write_preview_grid, write_side_by_side
@@ -116,7 +119,10 @@ def run_demo(recipe: Any, out: Path, *, progress: bool = True) -> dict[str, Any]
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def demo_command(out: Path, recipe: Path | None, overrides: tuple[str, ...], no_progress: bool) -> None:
     """Train a tiny tokenizer on the built-in sample videos (CPU, minutes) and score a held-out clip."""
+    from vidtok_kit.io.outputs import check_output
+
     _setup_logging(0)
+    check_output(out, kind="dir", what="--out")
     r = _load(recipe or find_demo_recipe(), overrides, None)
     res = run_demo(r, out, progress=not no_progress)
     tok, base = res["tokenizer"], res["resampling_baseline"]

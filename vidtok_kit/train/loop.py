@@ -36,6 +36,7 @@ from vidtok_kit.train.setup import (
     check_shapes,
     freeze,
     load_init,
+    memory_bytes,
     prepare_run_dir,
     write_run_files,
 )
@@ -88,7 +89,7 @@ class Trainer:
         # the loss first: missing LPIPS weights should fail before a big model is built
         self.loss_fn = build_loss(self.cfg.loss, in_channels=recipe.model.out_channels)
         self.model = build_model(recipe.model, registry=registry)
-        check_shapes(self.model, recipe)
+        check_shapes(self.model, recipe, memory=memory_bytes(self.device))
         if ckpt is None and self.cfg.init_from:
             load_init(self.model, self.loss_fn, self.cfg.init_from)
         self.frozen = freeze(self.model, self.cfg.frozen)

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from vidtok_kit.convert.checkpoint import atomic_write
+from vidtok_kit.io.outputs import atomic_write
 
 __all__ = ["MetricsLog", "plot_losses", "write_preview_grid", "write_side_by_side"]
 

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
 from torch import nn
 
-from vidtok_kit.convert.checkpoint import atomic_write
-from vidtok_kit.errors import InputError, RecipeError
+from vidtok_kit.errors import CheckpointError, InputError, RecipeError
+from vidtok_kit.io.outputs import atomic_write
 
 if TYPE_CHECKING:
     from vidtok_kit.losses import ReconstructionGANLoss
 
-__all__ = ["build_loss", "check_shapes", "freeze", "load_init", "plugin_versions", "prepare_run_dir", "write_run_files"]
+__all__ = ["build_loss", "check_shapes", "freeze", "load_init", "memory_bytes", "plugin_versions", "prepare_run_dir", "write_run_files"]
 
 log = logging.getLogger("vidtok_kit.train")
 
@@ -55,6 +57,7 @@ def prepare_run_dir(run_dir: Path, recipe: Any, checkpointer: Any, *, resume: bo
 
     :return: the checkpoint to resume from, or None for a fresh run.
     :raises InputError: checkpoints exist but ``resume`` is off.
+    :raises CheckpointError: resuming, but every checkpoint is damaged (never silently step 0).
     :raises RecipeError: resuming with a recipe whose model or optimisation changed.
     """
     import tomllib
@@ -65,6 +68,9 @@ def prepare_run_dir(run_dir: Path, recipe: Any, checkpointer: Any, *, resume: bo
     if existing and not resume:
         raise InputError(f"{run_dir}: already holds checkpoints (last: step {existing[-1][0]}); pass --resume to continue or choose another --out")
     ckpt = checkpointer.latest() if resume else None
+    if resume and ckpt is None and checkpointer.damaged:
+        older = f" (and {len(checkpointer.damaged) - 1} older ones)" if len(checkpointer.damaged) > 1 else ""
+        raise CheckpointError(f"cannot resume {run_dir}: its newest checkpoint is damaged{older}: {checkpointer.damaged[0]}")
     if resume and ckpt is None:
         log.info("--resume: no checkpoint in %s yet, starting from step 0", run_dir)
     stored = run_dir / "recipe.resolved.toml"
@@ -144,11 +150,37 @@ def load_init(model: Any, loss_fn: nn.Module, spec: str) -> None:
     log.info("initial weights from %s", source)
 
 
-def check_shapes(model: Any, recipe: Any) -> None:
-    """The clip length and crop size must suit the model (one line naming the recipe keys)."""
+def memory_bytes(device: torch.device) -> int | None:
+    """Total memory of ``device`` (GPU memory, or the machine's RAM for the CPU); None if unknown."""
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX
+        return None
+
+
+def check_shapes(model: Any, recipe: Any, *, memory: int | None = None) -> None:
+    """The clip length and crop size must suit the model, and one batch must fit ``memory``.
+
+    The memory bound is a floor, not an estimate: the first convolution's output alone
+    (batch x frames x resolution² x base_channels, in the training precision) is held for the
+    backward pass, so a batch whose floor exceeds the device's whole memory cannot run; refusing
+    it here is one line instead of an allocation failure (``train.resolution = 100000``).
+
+    :raises RecipeError: one line naming the recipe keys.
+    """
     from vidtok_kit.model import frames as frame_rules
 
     t, r = recipe.train.num_frames, recipe.train.resolution
+    if memory is not None:
+        element = 2 if recipe.train.precision == "bf16" else 4
+        floor = recipe.train.batch_size * t * r * r * recipe.model.base_channels * element
+        if floor > memory:
+            raise RecipeError(
+                f"train.resolution = {r}, num_frames = {t}, batch_size = {recipe.train.batch_size}: the first layer's "
+                f"activations alone need {floor / 2**30:,.1f} GiB, more than the device's {memory / 2**30:,.1f} GiB"
+            )
     if not frame_rules.valid_frames(t, tdf=model.temporal_factor, mode=model.mode):
         rule = frame_rules.allowed_frames(tdf=model.temporal_factor, mode=model.mode)
         raise RecipeError(f"train.num_frames = {t}: this {model.mode.value} model takes {rule}")

@@ -1,8 +1,9 @@
-"""The inference fast path (:mod:`vidtok_kit.fast`) equals the reference path on tiny models.
+"""What :func:`vidtok_kit.load` returns runs the fast path and equals the reference model on tiny models.
 
-Speed targets are not tested here (they live in ``benchmarks/inference.py``, run by hand); these
-tests pin the numbers: channels-last, inference mode and chunked time change nothing beyond fp32
-rounding, the 5-D temporal convolution equals the per-pixel Conv1d, and bf16 stays close.
+Speed targets are not tested here (they live in ``benchmarks/``, run by hand); these tests pin the
+numbers: the fast arithmetic, channels-last, inference mode and chunked time (the one driver,
+whole clips being its one-chunk case) change nothing beyond fp32 rounding, the 5-D temporal
+convolution equals the per-pixel Conv1d, bf16 stays close, compiled equals eager.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import pytest
 import torch
 from torch import nn
 
-from vidtok_kit import fast
+import vidtok_kit
 from vidtok_kit.compiled import CompiledFunction
 from vidtok_kit.errors import InputError
+from vidtok_kit.interfaces import Tokenizer
 from vidtok_kit.model.blocks import TemporalResBlock
 from vidtok_kit.model.layers import StreamState, TimeConv, TimeMode, causal_front_pad, from_pixels, to_pixels
-from vidtok_kit.model.shortcuts import fast_arithmetic
+from vidtok_kit.model.shortcuts import arithmetic_of
 from vidtok_kit.testing import tiny_model
 
 CASES = [(True, "kl"), (True, "fsq"), (False, "kl")]
@@ -39,39 +41,57 @@ def _model(causal: bool, reg: str):
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["whole", "chunked"])
 @pytest.mark.parametrize(("causal", "reg"), CASES, ids=[f"{'causal' if c else 'noncausal'}-{r}" for c, r in CASES])
-def test_fast_equals_reference(causal: bool, reg: str, chunked: bool) -> None:
+def test_loaded_tokenizer_equals_reference(causal: bool, reg: str, chunked: bool) -> None:
     model = _model(causal, reg)
     frames = 17 if causal else 16
     x = torch.rand(1, 3, frames, 32, 32) * 2 - 1
     with torch.no_grad():
         ref = model.encode(x)
         recon = model.decode(ref.latent)
-    latent = fast.encode(model, x, chunked=chunked, chunk_latents=1)
-    assert latent.shape == ref.latent.shape and latent.dtype == torch.float32
-    torch.testing.assert_close(latent, ref.latent, atol=1e-5, rtol=0)
-    out = fast.decode(model, ref.latent, chunked=chunked, chunk_latents=1)
+    tok = vidtok_kit.load(model, compile="off")
+    assert isinstance(tok, Tokenizer)
+    chunk = {"chunk_frames": 4} if chunked and causal else {}
+    reg_out = tok.encode(x, **chunk)
+    assert reg_out.latent.shape == ref.latent.shape and reg_out.latent.dtype == torch.float32
+    torch.testing.assert_close(reg_out.latent, ref.latent, atol=1e-5, rtol=0)
+    if ref.indices is not None:
+        assert torch.equal(reg_out.indices, ref.indices) and reg_out.indices.dtype == tok.index_dtype
+    out = tok.decode(ref.latent, **({"chunk_latents": 1} if chunked and causal else {}))
     assert out.shape == recon.shape
     torch.testing.assert_close(out, recon, atol=1e-5, rtol=0)
-    torch.testing.assert_close(fast.encode_reg(model, x).latent, ref.latent, atol=1e-5, rtol=0)
 
 
-def test_fast_decode_num_frames() -> None:
+def test_load_switches_the_model_to_the_fast_arithmetic_per_module() -> None:
+    """No process-wide switch: a loaded tokenizer's modules are fast, another model stays reference."""
+    model, other = _model(True, "kl"), _model(True, "kl")
+    assert set(arithmetic_of(model).values()) == {"reference"}
+    tok = vidtok_kit.load(model, compile="off")
+    assert tok.model is model and set(arithmetic_of(model).values()) == {"fast"}
+    assert set(arithmetic_of(other).values()) == {"reference"}
+    assert set(arithmetic_of(vidtok_kit.load(other, arithmetic="reference", compile="off").model).values()) == {"reference"}
+
+
+def test_decode_num_frames_keeps_the_last_frames() -> None:
     model = _model(True, "kl")
     z = torch.randn(1, 4, 3, 4, 4)
     with torch.no_grad():
         ref = model.decode(z, num_frames=7)
-    torch.testing.assert_close(fast.decode(model, z, num_frames=7), ref, atol=1e-5, rtol=0)
+    tok = vidtok_kit.load(model, compile="off")
+    torch.testing.assert_close(tok.decode(z, num_frames=7), ref, atol=1e-5, rtol=0)
+    torch.testing.assert_close(tok.decode(z, num_frames=7, chunk_latents=1), ref, atol=1e-5, rtol=0)
+    with pytest.raises(InputError, match="num_frames"):
+        tok.decode(z, num_frames=13)
 
 
-def test_bf16_mode_is_a_copy_and_close() -> None:
+def test_bf16_tokenizer_is_a_copy_and_close() -> None:
     model = _model(True, "kl")
     x = torch.rand(1, 3, 9, 32, 32) * 2 - 1
-    half = fast.for_inference(model, torch.bfloat16)
-    assert half is not model and next(model.parameters()).dtype == torch.float32
-    assert fast.for_inference(model) is model
+    half = vidtok_kit.load(model, dtype="bf16", compile="off")
+    assert half.model is not model and next(model.parameters()).dtype == torch.float32
+    assert next(half.model.decoder.parameters()).dtype == torch.bfloat16
     with torch.no_grad():
         ref = model.encode(x).latent
-    latent = fast.encode(half, x)
+    latent = half.encode(x).latent
     assert latent.dtype == torch.float32
     assert (latent - ref).abs().max() < 0.1 * ref.abs().max()
 
@@ -109,20 +129,40 @@ def test_temporal_block_5d_equals_per_pixel_and_streams() -> None:
     torch.testing.assert_close(torch.cat([a, b], dim=2), ref, atol=1e-6, rtol=0)
 
 
-def test_fast_tokenizer_chunked_equals_whole_and_reference() -> None:
+def test_chunked_tokens_equal_whole_clip_tokens() -> None:
     model = _model(True, "fsq")
     x = torch.rand(1, 3, 17, 32, 32) * 2 - 1
     with torch.no_grad():
         ref = model.encode(x)
         recon = model.decode(ref.latent)
-    for chunk in (None, 1, 2, 3):
-        fast_model = fast.FastTokenizer(model, chunk_latents=chunk)
-        reg = fast_model.encode_reg(x)
+    tok = vidtok_kit.load(model, compile="off")
+    for chunk in (None, 4, 8, 12):
+        reg = tok.encode(x, chunk_frames=chunk)
         torch.testing.assert_close(reg.latent, ref.latent, atol=1e-5, rtol=0)
         assert torch.equal(reg.indices, ref.indices)
-        torch.testing.assert_close(fast_model.decode(ref.latent), recon, atol=1e-5, rtol=0)
-    with pytest.raises(InputError, match="chunk_latents"):
-        fast.FastTokenizer(model, chunk_latents=0)
+        torch.testing.assert_close(tok.decode_indices(reg.indices, chunk_latents=chunk and chunk // 4), recon, atol=1e-5, rtol=0)
+    with pytest.raises(InputError, match="chunk_frames"):
+        tok.encode(x, chunk_frames=3)
+
+
+def test_auto_compile_waits_for_a_signature_to_come_back() -> None:
+    calls: list[int] = []
+
+    def counting_backend(graph, inputs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return graph.forward
+
+    fn = CompiledFunction.for_mode(lambda x: x * 2, name="the doubler", mode="auto")
+    fn._backend = counting_backend  # type: ignore[union-attr]
+    fn(torch.ones(3))
+    assert calls == []  # a one-off call runs eagerly
+    fn(torch.ones(4))
+    assert calls == []  # another shape: still its first call
+    fn(torch.ones(3))
+    assert calls == [1]  # the shape came back: compiled
+    assert CompiledFunction.for_mode(abs, name="x", mode="off") is abs
+    with pytest.raises(InputError, match="compile must be one of"):
+        CompiledFunction.for_mode(abs, name="x", mode="sometimes")  # type: ignore[arg-type]
 
 
 def test_compile_failure_falls_back_to_eager_once() -> None:
@@ -159,10 +199,11 @@ def test_compiled_tokenizer_equals_eager() -> None:
     with torch.no_grad():
         ref = model.encode(x).latent
         recon = model.decode(ref)
-    compiled = fast.FastTokenizer(model, compile=True)
-    latent = compiled.encode(x)
+    compiled = vidtok_kit.load(model, compile="on")
+    latent = compiled.encode(x).latent
     out = compiled.decode(ref)
-    assert compiled.compiled, "compiling failed: " + str(compiled._encoder.failure or compiled._decoder.failure)
+    backend = compiled.backend
+    assert backend.compiled, "compiling failed: " + str(backend._encoder.failure or backend._decoder.failure)
     torch.testing.assert_close(latent, ref, atol=1e-5, rtol=0)
     torch.testing.assert_close(out, recon, atol=1e-5, rtol=0)
 
@@ -171,8 +212,7 @@ def test_compiled_tokenizer_equals_eager() -> None:
 def test_causal_padding_keeps_channels_last(mode: TimeMode) -> None:
     """A channels-last clip stays channels-last through the causal front padding (the fast conv layout)."""
     x = torch.randn(1, 8, 5, 4, 4).contiguous(memory_format=torch.channels_last_3d)
-    with fast_arithmetic():
-        padded = causal_front_pad(x, 2, mode, None)
+    padded = causal_front_pad(x, 2, mode, None)
     assert padded.is_contiguous(memory_format=torch.channels_last_3d)
     torch.testing.assert_close(padded[:, :, 2:], x)
 
@@ -196,6 +236,6 @@ def test_fast_path_stays_channels_last_through_every_layer(causal: bool) -> None
     for name, module in [*model.encoder.named_modules(prefix="encoder"), *model.decoder.named_modules(prefix="decoder")]:
         if not isinstance(module, layers):
             module.register_forward_hook(check(name))
-    tokenizer = fast.FastTokenizer(model)
-    tokenizer.decode(tokenizer.encode(torch.rand(1, 3, 9 if causal else 8, 32, 32) * 2 - 1))
+    tokenizer = vidtok_kit.load(model, compile="off")
+    tokenizer.decode(tokenizer.encode(torch.rand(1, 3, 9 if causal else 8, 32, 32) * 2 - 1).latent)
     assert off == []
