@@ -55,7 +55,7 @@ def run(recipe: str | Path, *, shape: tuple[int, int, int], batch: int = 1, repe
     from vidtok_kit.export.deps import MissingDependencyError, require_tensorrt
     from vidtok_kit.export.pipeline import export_tokenizer
 
-    from vidtok_kit import runtime
+    import vidtok_kit
     from vidtok_kit.loading import load_model
 
     t, h, w = shape
@@ -96,19 +96,19 @@ def run(recipe: str | Path, *, shape: tuple[int, int, int], batch: int = 1, repe
                          precision=precision if trt_ok else "fp32", log=lambda s: None)
         export_s = time.perf_counter() - start
         log(f"export (+ parity) took {export_s:.1f} s")
-        ort_cpu = runtime.load(Path(tmp) / "export", threads=torch.get_num_threads())
+        ort_cpu = vidtok_kit.load(Path(tmp) / "export", backend="onnx", threads=torch.get_num_threads())
         add("onnxruntime-cpu-fp32", lambda: ort_cpu.encode(x), lambda: ort_cpu.decode(latent))
         if cuda:
             model_gpu, xg, zg = model.cuda(), x.cuda(), latent.cuda()
             add("pytorch-cuda-fp32", lambda: model_gpu.encode(xg), lambda: model_gpu.decode(zg), True)
             add("pytorch-cuda-bf16", bf16(lambda: model_gpu.encode(xg), "cuda"), bf16(lambda: model_gpu.decode(zg), "cuda"), True)
             try:
-                ort_gpu = runtime.load(Path(tmp) / "export", device="cuda")
+                ort_gpu = vidtok_kit.load(Path(tmp) / "export", backend="onnx", device="cuda")
                 add("onnxruntime-cuda-fp32", lambda: ort_gpu.encode(xg), lambda: ort_gpu.decode(zg), True)
             except Exception as exc:  # no CUDA provider in this onnxruntime install
                 log(f"onnxruntime-cuda skipped: {str(exc).splitlines()[0]}")
             if trt_ok:
-                engine = runtime.load(Path(tmp) / "export", backend="tensorrt")
+                engine = vidtok_kit.load(Path(tmp) / "export", backend="tensorrt")
                 add(f"tensorrt-{precision}", lambda: engine.encode(xg), lambda: engine.decode(zg), True)
     ref = rows[0]
     for row in rows:

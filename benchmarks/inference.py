@@ -18,9 +18,12 @@ Implementations:
   ``torch.no_grad``; the input is front-padded as its ``forward`` does so frame counts match ours;
 * ``ours``: ``VideoTokenizer.encode(x).latent`` / ``.decode(z)`` under ``no_grad`` (the
   reference path, NCHW; not run unless asked with ``--impl ours``);
-* ``fast-eager``: :class:`vidtok_kit.fast.FastTokenizer` fp32 without compiling;
-* ``fast``: ``FastTokenizer(model, compile=True)``, fp32;
-* ``fast-bf16``: ``FastTokenizer(model, dtype=torch.bfloat16, compile=True)``.
+* ``fast-eager``: ``vidtok_kit.load(model, compile="off")`` (the fast arithmetic, eager), fp32;
+* ``fast``: ``vidtok_kit.load(model, compile="on")``, fp32;
+* ``fast-bf16``: ``vidtok_kit.load(model, dtype=torch.bfloat16, compile="on")``.
+
+(``benchmarks/cli.py`` measures what users get by default: ``vidtok_kit.load(recipe, checkpoint)``
+and the ``vidtok-kit encode`` / ``decode`` commands.)
 
 Weights: a random-init diffusers model with every parameter perturbed (as the parity tests do,
 so the zero-initialised temporal convs are active), loaded into ours through the original key
@@ -192,11 +195,12 @@ def _calls(impl: str, reg: str, op: str, device: torch.device):
     ours = _our_model(reg, _diffusers_model(reg).state_dict()).to(device)
     if impl == "ours":
         return ((lambda x: ours.encode(x).latent) if op == "encode" else ours.decode), torch.no_grad
-    from vidtok_kit.fast import FastTokenizer
+    import vidtok_kit
 
-    fast = FastTokenizer(ours, dtype=torch.bfloat16 if impl == "fast-bf16" else None, compile=impl != "fast-eager")
+    fast = vidtok_kit.load(ours, dtype=torch.bfloat16 if impl == "fast-bf16" else None,
+                           compile="off" if impl == "fast-eager" else "on")
     fast.source_model = ours  # keep the fp32 model resident, as in the setup RSS the peak is measured from
-    return (fast.encode if op == "encode" else fast.decode), torch.inference_mode
+    return ((lambda x: fast.encode(x).latent) if op == "encode" else fast.decode), torch.inference_mode
 
 
 def child(args: argparse.Namespace) -> None:

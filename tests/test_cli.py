@@ -151,3 +151,30 @@ def test_a_component_rejecting_the_architecture_is_one_line(fresh_cli: None) -> 
     result = CliRunner().invoke(cli, ["profile", str(TINY), "--set", 'model.regularizer={kind="fsq", levels=[8, 8, 8]}'])
     assert result.exit_code == 1
     assert result.output == "Error: cannot build the model: fsq: 3 levels [8, 8, 8] need z_channels = 3, got 4\n"
+
+
+def test_help_starts_without_importing_torch() -> None:
+    """``vidtok-kit --help`` lists every command (plugin ones too) without torch: under a second."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from vidtok_kit.cli import main\n"
+        "sys.argv = ['vidtok-kit', '--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "assert 'av' not in sys.modules, 'av was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "export" in done.stdout and "encode" in done.stdout  # a plugin command and a core one
+
+
+def test_every_builtin_that_adds_commands_is_a_command_plugin() -> None:
+    import importlib
+
+    from vidtok_kit.pluginmanager import BUILTIN_PLUGINS, COMMAND_PLUGINS
+
+    adds = [m for m in BUILTIN_PLUGINS if hasattr(importlib.import_module(m), "vidtok_kit_add_commands")]
+    assert sorted(adds) == sorted(COMMAND_PLUGINS)

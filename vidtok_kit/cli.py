@@ -41,6 +41,7 @@ def _registry() -> Any:
 
     if "registry" not in _STATE:
         plugins = _STATE.get("plugins") or pluginmanager.get_plugin_manager(disabled=_STATE.get("disabled", ()))
+        plugins.broken.extend(_STATE.pop("broken_commands", ()))  # command hooks that failed at start-up
         _STATE["plugins"] = plugins
         _STATE["registry"] = pluginmanager.build_registry(plugins)
         pluginmanager._DEFAULT = _STATE["registry"]
@@ -215,13 +216,13 @@ def _add_subsystem_commands() -> None:
 def _add_plugin_commands() -> None:
     from vidtok_kit import pluginmanager
 
-    plugins = pluginmanager.get_plugin_manager(disabled=_disabled_from_argv())
-    _STATE["plugins"] = plugins
+    plugins = pluginmanager.get_plugin_manager(disabled=_disabled_from_argv(), builtins=pluginmanager.COMMAND_PLUGINS)
     for impl in plugins.pm.hook.vidtok_kit_add_commands.get_hookimpls():
         try:
             impl.function(cli=cli)
         except Exception as exc:  # a broken plugin must not take the CLI down
             plugins.record_broken(plugins.origins[impl.plugin_name], exc)
+    _STATE["broken_commands"] = plugins.broken
 
 
 def _disabled_from_argv() -> tuple[str, ...]:

@@ -22,6 +22,7 @@ from vidtok_kit.registry import KINDS, BrokenPlugin, ComponentRegistry, Origin
 
 __all__ = [
     "BUILTIN_PLUGINS",
+    "COMMAND_PLUGINS",
     "ENTRY_POINT_GROUP",
     "PluginSet",
     "build_registry",
@@ -50,6 +51,10 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "vidtok_kit.plugins.regularizers.lfq",
     "vidtok_kit.export.commands",
 )
+#: the built-ins that add commands (``vidtok_kit_add_commands``): the CLI registers only these
+#: (and the entry-point plugins) to build its command list, so ``vidtok-kit --help`` starts without
+#: importing torch through the component plugins; a test keeps this list complete
+COMMAND_PLUGINS: tuple[str, ...] = ("vidtok_kit.export.commands",)
 
 
 def _own_origin(name: str) -> Origin:
@@ -82,20 +87,24 @@ class PluginSet:
         self.broken.append(BrokenPlugin(origin=origin, error=line, traceback=traceback.format_exc()))
 
 
-def get_plugin_manager(*, autoload: bool = True, disabled: Iterable[str] = ()) -> PluginSet:
+def get_plugin_manager(
+    *, autoload: bool = True, disabled: Iterable[str] = (), builtins: Iterable[str] = BUILTIN_PLUGINS
+) -> PluginSet:
     """A fresh manager with the built-ins and (if ``autoload``) entry-point plugins registered.
 
     :param autoload: load third-party plugins from the ``vidtok_kit`` entry-point group
         (also off when ``VIDTOK_KIT_DISABLE_PLUGIN_AUTOLOAD`` is set).
     :param disabled: plugin names to block (built-ins by module name, others by entry-point
         name); ``VIDTOK_KIT_DISABLED_PLUGINS=a,b`` adds to it.
+    :param builtins: which built-ins to register (all; the CLI's command list uses
+        :data:`COMMAND_PLUGINS`).
     """
     pm = pluggy.PluginManager("vidtok_kit")
     pm.add_hookspecs(hookspecs)
     plugins = PluginSet(pm)
     for name in {*disabled, *_disabled_from_env()}:
         pm.set_blocked(name)
-    for modname in BUILTIN_PLUGINS:
+    for modname in builtins:
         if not pm.is_blocked(modname):
             plugins.register(importlib.import_module(modname), _own_origin(modname))
     if autoload and not os.environ.get("VIDTOK_KIT_DISABLE_PLUGIN_AUTOLOAD"):

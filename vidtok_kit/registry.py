@@ -14,17 +14,24 @@ from typing import Any
 import attrs
 
 from vidtok_kit.errors import ComponentError, PluginError
-from vidtok_kit.interfaces import FusionBlock, Regularizer, SpatialSamplerPair, TemporalSamplerPair
 
 __all__ = ["KINDS", "BrokenPlugin", "ComponentRegistry", "Origin"]
 
-#: component kind -> (base class, hook name, human label)
-KINDS: dict[str, tuple[type, str, str]] = {
-    "spatial_sampler": (SpatialSamplerPair, "vidtok_kit_register_spatial_samplers", "spatial sampler"),
-    "temporal_sampler": (TemporalSamplerPair, "vidtok_kit_register_temporal_samplers", "temporal sampler"),
-    "fusion": (FusionBlock, "vidtok_kit_register_fusion_blocks", "fusion block"),
-    "regularizer": (Regularizer, "vidtok_kit_register_regularizers", "regularizer"),
+#: component kind -> (base class in :mod:`vidtok_kit.interfaces`, hook name, human label); the
+#: base is named, not imported, so the CLI can list plugin commands without importing torch
+KINDS: dict[str, tuple[str, str, str]] = {
+    "spatial_sampler": ("SpatialSamplerPair", "vidtok_kit_register_spatial_samplers", "spatial sampler"),
+    "temporal_sampler": ("TemporalSamplerPair", "vidtok_kit_register_temporal_samplers", "temporal sampler"),
+    "fusion": ("FusionBlock", "vidtok_kit_register_fusion_blocks", "fusion block"),
+    "regularizer": ("Regularizer", "vidtok_kit_register_regularizers", "regularizer"),
 }
+
+
+def base_class(kind: str) -> type:
+    """The ABC every component of ``kind`` subclasses."""
+    from vidtok_kit import interfaces
+
+    return getattr(interfaces, KINDS[kind][0])
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -61,7 +68,7 @@ class ComponentRegistry:
         """Validate and register ``cls`` under ``kind``; a duplicate name names both origins."""
         if kind not in KINDS:
             raise PluginError(f"{origin}: unknown component kind {kind!r}; kinds are {', '.join(KINDS)}")
-        base, _, label = KINDS[kind]
+        base, label = base_class(kind), KINDS[kind][2]
         if not (isinstance(cls, type) and issubclass(cls, base)):
             raise PluginError(f"{origin}: registered {cls!r} as a {label}, but it is not a subclass of {base.__name__}")
         name = getattr(cls, "name", None)

@@ -107,7 +107,7 @@ class ExportedBackend:
     def prepare(self, x: Tensor) -> Tensor:
         return x
 
-    def plan(self, height: int, width: int, which: Which, *, max_memory: int) -> StreamPlan:
+    def plan(self, height: int, width: int, which: Which, *, max_memory: int, total: int | None = None) -> StreamPlan:
         from vidtok_kit.stream.engine import WHOLE
 
         if self.stream_chunk is None:

@@ -8,8 +8,12 @@ through :mod:`vidtok_kit.train` and scores it on the held-out clip, and
 
 from __future__ import annotations
 
-from vidtok_kit.ablation.report import write_report
-from vidtok_kit.ablation.runner import AblateOptions, profile_recipe, run_suite
-from vidtok_kit.ablation.suite import Suite, SuiteRun, load_suite
+from vidtok_kit._lazy import lazy_exports
+
+__getattr__ = lazy_exports(__name__, {
+    "write_report": "report",
+    **dict.fromkeys(["AblateOptions", "profile_recipe", "run_suite"], "runner"),
+    **dict.fromkeys(["Suite", "SuiteRun", "load_suite"], "suite"),
+})
 
 __all__ = ["AblateOptions", "Suite", "SuiteRun", "load_suite", "profile_recipe", "run_suite", "write_report"]

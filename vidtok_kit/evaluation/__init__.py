@@ -8,9 +8,13 @@ the CSV / JSON / markdown files and :mod:`~vidtok_kit.evaluation.run` ties them 
 
 from __future__ import annotations
 
-from vidtok_kit.evaluation.evaluator import EvalOptions, Evaluator, VideoResult, default_clip_frames
-from vidtok_kit.evaluation.inputs import iter_eval_clips, resolve_videos
-from vidtok_kit.evaluation.run import EvalJob, run_eval
+from vidtok_kit._lazy import lazy_exports
+
+__getattr__ = lazy_exports(__name__, {
+    **dict.fromkeys(["EvalOptions", "Evaluator", "VideoResult", "default_clip_frames"], "evaluator"),
+    **dict.fromkeys(["iter_eval_clips", "resolve_videos"], "inputs"),
+    **dict.fromkeys(["EvalJob", "run_eval"], "run"),
+})
 
 __all__ = [
     "EvalJob",

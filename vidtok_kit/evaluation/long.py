@@ -83,7 +83,9 @@ def evaluate_long_video(
                 yield chunk
 
         encoder = model.streaming_encoder(num_frames=num_frames, output_device=device, sample=opts.sample)
-        decoder = model.streaming_decoder(front_pad=encoder.front_pad, num_frames=num_frames, output_device=device)
+        total = model.latent_frames(num_frames) if num_frames is not None else None
+        decoder = model.streaming_decoder(front_pad=encoder.front_pad, num_frames=num_frames, total_latents=total,
+                                          output_device=device)
 
         def latents() -> Iterator[Tensor]:
             for chunk in encoder(remember(frames())):

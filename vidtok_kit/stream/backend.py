@@ -113,8 +113,12 @@ class StepBackend(Protocol):
         """An input chunk on the backend's device, in its dtype and memory layout."""
         ...
 
-    def plan(self, height: int, width: int, which: Which, *, max_memory: int) -> StreamPlan:
-        """Chunk (and tile) sizes for a stream of frames (encode) or latents (decode) of this size."""
+    def plan(self, height: int, width: int, which: Which, *, max_memory: int, total: int | None = None) -> StreamPlan:
+        """Chunk (and tile) sizes for a stream of frames (encode) or latents (decode) of this size.
+
+        :param total: the stream's whole length in those units, when known: a stream that fits
+            the budget whole then runs as one step (a whole clip, with the whole-clip shortcuts).
+        """
         ...
 
     def temporal_radius(self, which: Which) -> int:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACTIVATION_FACTOR",
+    "WHOLE_CLIP_ACTIVATION_FACTOR",
     "DEFAULT_MAX_MEMORY",
     "MAX_CHUNK_FRAMES",
     "MAX_WINDOW_FRAMES",
@@ -37,6 +38,11 @@ __all__ = [
 #: step, measured on CPU (fp32, 4x8x8 model at 256x256, 4..32 frames per step) was 12.2x (encode)
 #: and 12.5x (decode) the largest map
 ACTIVATION_FACTOR = 13
+#: the same for a whole clip run as one step with the fast arithmetic (channels-last, AlphaBlender
+#: upsampler from the low-rate frames, no state copies), encode / decode: the peak grew by 6.1x /
+#: 3.2x the largest map per frame at 128x128 and 6.1x / 3.5x at 64x64 (fp32, 4x8x8, whole clips
+#: of 9..140 frames, benchmarks/cli.py's model); these leave 30-40% headroom
+WHOLE_CLIP_ACTIVATION_FACTOR = {"encode": 8, "decode": 5}
 #: what the process holds besides weights and activations (interpreter, torch, codecs; ~0.4 GiB measured)
 RUNTIME_BYTES = 512 * 2**20
 #: budget when neither a chunk size nor ``--max-memory`` is given
@@ -62,7 +68,10 @@ def parse_memory(text: str | int) -> int:
     return int(value)
 
 
-def activation_bytes(model: VideoTokenizer, height: int, width: int, which: Literal["encode", "decode"], itemsize: int) -> int:
+def activation_bytes(
+    model: VideoTokenizer, height: int, width: int, which: Literal["encode", "decode"], itemsize: int, *,
+    factor: float = ACTIVATION_FACTOR,
+) -> int:
     """Estimated activation bytes per *output-side* frame: per input frame (encode) or per output frame (decode).
 
     ``height`` x ``width`` are pixel sizes in both cases.
@@ -92,7 +101,7 @@ def activation_bytes(model: VideoTokenizer, height: int, width: int, which: Lite
             largest = max(largest, int(channels * (height // spatial) * (width // spatial) / temporal))
     tokens = (height // model.spatial_factor) * (width // model.spatial_factor)
     attention = tokens * tokens * 4 / model.temporal_factor  # fp32 scores per latent frame
-    return int(ACTIVATION_FACTOR * largest * itemsize + attention)
+    return int(factor * largest * itemsize + attention)
 
 
 @attrs.frozen(kw_only=True)
@@ -114,12 +123,15 @@ def plan_stream(
     max_memory: int,
     itemsize: int = 4,
     max_frames: int = MAX_CHUNK_FRAMES,
+    factor: float = ACTIVATION_FACTOR,
 ) -> StreamPlan:
     """The largest chunk that fits ``max_memory`` bytes, tiling frames when one step does not fit.
 
     ``height`` x ``width`` are the input sizes of the step: pixels (encode) or latents (decode).
     Encode chunks are multiples of the temporal factor (input frames); decode chunks are latents.
-    ``max_frames`` caps a step (frames on the pixel side).
+    ``max_frames`` caps a step (frames on the pixel side); ``factor``: live maps per frame
+    (:data:`ACTIVATION_FACTOR` for streamed steps, :data:`WHOLE_CLIP_ACTIVATION_FACTOR` for a
+    whole clip with the fast arithmetic).
     """
     tdf, sf = model.temporal_factor, model.spatial_factor
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
@@ -128,7 +140,7 @@ def plan_stream(
     unit_frames = tdf  # frames produced or consumed per latent
 
     def cost(h: int, w: int, latents: int) -> int:
-        return activation_bytes(model, h, w, which, itemsize) * latents * unit_frames
+        return activation_bytes(model, h, w, which, itemsize, factor=factor) * latents * unit_frames
 
     if free > 0 and cost(px_h, px_w, 1) <= free:
         latents = max(1, min(free // cost(px_h, px_w, 1), max_frames // unit_frames or 1))

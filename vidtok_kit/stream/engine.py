@@ -68,7 +68,8 @@ class _Streamer:
         if self._chunk is not None:  # sizes given: no budget involved
             auto = StreamPlan(chunk=self._chunk)
         else:
-            auto = self.backend.plan(height, width, self.which, max_memory=self._max_memory or DEFAULT_MAX_MEMORY)  # type: ignore[arg-type]
+            auto = self.backend.plan(height, width, self.which, max_memory=self._max_memory or DEFAULT_MAX_MEMORY,  # type: ignore[arg-type]
+                                     total=self._total())
         chunk = auto.chunk
         tile = self._tile if self._tile is not None else auto.tile
         if tile is not None and not self.backend.tiles:
@@ -96,6 +97,10 @@ class _Streamer:
         overlap = min(want, window - unit) // unit * unit
         return max(0, overlap), self.radius
 
+    def _total(self) -> int | None:
+        """The stream's whole length in input units (padded frames / latents), when known."""
+        return None
+
     def _whole(self, queue: FrameQueue, chunk: int) -> int:
         """``chunk``, or the whole stream's length when :data:`WHOLE` was asked (it is read now)."""
         if chunk != WHOLE:
@@ -115,6 +120,7 @@ class StreamingEncoder(_Streamer):
         :class:`~vidtok_kit.tokenizer.Tokenizer` makes one with ``tok.streaming_encoder(...)``.
     :param num_frames: total frames, if known; required for a v1.1 result equal to a whole-clip
         encode when the length is not ``1 + k * tdf`` (its front padding depends on the length).
+        With no chunk size given, a stream that fits ``max_memory`` whole then runs as one step.
     :param chunk_frames: input frames per step (a multiple of the temporal factor) or, for
         non-causal models, per window; :data:`WHOLE` = the whole stream in one step; default:
         chosen from ``max_memory``. The first step is a chunk including the front padding.
@@ -187,6 +193,9 @@ class StreamingEncoder(_Streamer):
             raise InputError(f"height and width must be multiples of {sf} (the spatial factor), got {frame.shape[3]}x{frame.shape[4]}")
         if not frame.is_floating_point():
             raise InputError(f"expected floating-point frames in [-1, 1], got dtype {frame.dtype}")
+
+    def _total(self) -> int | None:
+        return None if self.num_frames is None else self.num_frames + self.front_pad
 
     def _pad_tail(self, x: Tensor) -> Tensor:
         """A short last chunk padded with copies of its last frame (the reference evaluation's rule)."""
@@ -267,6 +276,8 @@ class StreamingDecoder(_Streamer):
     :param chunk_latents: latents per step (or per window for non-causal models); :data:`WHOLE`
         = the whole stream in one step; default: from ``max_memory``. A v1.1 stream's first step
         takes at least 3 latents.
+    :param total_latents: the stream's length, when known: with no chunk size given, a stream
+        that fits ``max_memory`` whole then runs as one step (a whole clip is fastest).
     :param tile: spatial tile side in latents; :param overlap: non-causal window overlap in latents
         (default as for :class:`StreamingEncoder`).
 
@@ -282,6 +293,7 @@ class StreamingDecoder(_Streamer):
         front_pad: int | None = None,
         num_frames: int | None = None,
         chunk_latents: int | None = None,
+        total_latents: int | None = None,
         max_memory: int | None = None,
         tile: int | None = None,
         tile_overlap: int | None = None,
@@ -295,11 +307,15 @@ class StreamingDecoder(_Streamer):
         tdf = self.facts.temporal_factor
         self.front_pad = front_pad if front_pad is not None else (tdf - 1 if self.facts.mode.causal else 0)
         self.num_frames = num_frames
+        self.total_latents = total_latents
         self.frames = 0  #: frames yielded so far
         self._position = 0
 
     def __call__(self, latents: Iterable[Tensor]) -> Iterator[Tensor]:
         return self._run(latents)
+
+    def _total(self) -> int | None:
+        return self.total_latents
 
     def _latents(self, chunks: Iterable[Tensor]) -> Iterator[Tensor]:
         facts = self.facts

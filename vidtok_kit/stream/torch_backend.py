@@ -129,12 +129,26 @@ class TorchBackend:
         x = x.to(device=self.device, dtype=self.dtype)
         return x.contiguous(memory_format=torch.channels_last_3d) if self.channels_last else x
 
-    def plan(self, height: int, width: int, which: Which, *, max_memory: int) -> StreamPlan:
-        from vidtok_kit.stream.budget import MAX_CHUNK_FRAMES, MAX_WINDOW_FRAMES, plan_stream
+    def plan(self, height: int, width: int, which: Which, *, max_memory: int, total: int | None = None) -> StreamPlan:
+        from vidtok_kit.stream.budget import (
+            MAX_CHUNK_FRAMES,
+            MAX_WINDOW_FRAMES,
+            WHOLE_CLIP_ACTIVATION_FACTOR,
+            plan_stream,
+        )
 
+        itemsize = self.dtype.itemsize
+        if total is not None and self.arithmetic == "fast":
+            # a known stream that fits the budget whole runs as one step: the whole-clip forms
+            # are the fastest and, without state copies, the leanest per frame
+            tdf = self.facts.temporal_factor
+            frames = -(-total // tdf) * tdf if which == "encode" else total * tdf
+            whole = plan_stream(self.model, height, width, which, max_memory=max_memory, itemsize=itemsize,
+                                max_frames=frames, factor=WHOLE_CLIP_ACTIVATION_FACTOR[which])
+            if whole.tile is None and whole.chunk * (1 if which == "encode" else tdf) >= frames:
+                return whole
         max_frames = MAX_CHUNK_FRAMES if self.facts.mode.causal else MAX_WINDOW_FRAMES
-        return plan_stream(self.model, height, width, which, max_memory=max_memory, itemsize=self.dtype.itemsize,
-                           max_frames=max_frames)
+        return plan_stream(self.model, height, width, which, max_memory=max_memory, itemsize=itemsize, max_frames=max_frames)
 
     def temporal_radius(self, which: Which) -> int:
         from vidtok_kit.stream.windows import temporal_radius

@@ -3,16 +3,13 @@ and the ``encode`` / ``decode`` / ``reconstruct`` commands (:mod:`.commands`).""
 
 from __future__ import annotations
 
-from vidtok_kit.tokenize.pipeline import (
-    ReconstructResult,
-    RunOptions,
-    count_frames,
-    decode_file,
-    encode_file,
-    load_tokenizer,
-    reconstruct_file,
-)
-from vidtok_kit.tokenize.tokens import TokenMeta, load_tokens, read_token_meta, save_tokens
+from vidtok_kit._lazy import lazy_exports
+
+__getattr__ = lazy_exports(__name__, {
+    **dict.fromkeys(["ReconstructResult", "RunOptions", "count_frames", "decode_file", "encode_file", "load_tokenizer",
+                     "reconstruct_file"], "pipeline"),
+    **dict.fromkeys(["TokenMeta", "load_tokens", "read_token_meta", "save_tokens"], "tokens"),
+})
 
 __all__ = [
     "ReconstructResult",

@@ -221,7 +221,8 @@ def decode_file(
 
     tokens, meta = load_tokens(tokens_path)
     check_tokens_fit(model, tokens, meta, source=str(tokens_path))
-    decoder = model.streaming_decoder(front_pad=meta.front_pad, num_frames=meta.frame_count, **_decoder_options(model, run))
+    decoder = model.streaming_decoder(front_pad=meta.front_pad, num_frames=meta.frame_count,
+                                      total_latents=tokens.shape[0 if meta.kind == "indices" else 1], **_decoder_options(model, run))
     tick = progress(meta.frame_count) if progress else None
     with VideoWriter(dest, meta.fps, crf=crf) as writer:
         for frames in decoder(_latent_chunks(model, tokens, meta)):
@@ -283,7 +284,9 @@ def reconstruct_file(
             yield chunk
 
     encoder = model.streaming_encoder(num_frames=num_frames, **_encoder_options(run))
-    decoder = model.streaming_decoder(front_pad=encoder.front_pad, num_frames=num_frames, **_decoder_options(model, run))
+    total = model.latent_frames(num_frames) if num_frames is not None else None
+    decoder = model.streaming_decoder(front_pad=encoder.front_pad, num_frames=num_frames, total_latents=total,
+                                      **_decoder_options(model, run))
     latents = (c.latent for c in encoder(remember(_frames(source, policy, tick))))
     psnr: list[float] = []
     ssim: list[float] = []

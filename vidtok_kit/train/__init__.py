@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vidtok_kit.io.outputs import removed_on_failure
-from vidtok_kit.train.checkpointing import Checkpointer
-from vidtok_kit.train.loop import Trainer, TrainingError
+from vidtok_kit._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from vidtok_kit.train.loop import Trainer
+
+__getattr__ = lazy_exports(__name__, dict.fromkeys(["Trainer", "TrainingError"], "loop"))
 
 __all__ = ["Trainer", "TrainingError", "run"]
 
@@ -22,7 +25,9 @@ def run(recipe: Any, run_dir: str | Path, *, registry: Any = None, resume: bool 
 
     :return: the finished :class:`Trainer` (``.last_checkpoint``, ``.last_eval``, ``.model``).
     """
+    from vidtok_kit.io.outputs import removed_on_failure
     from vidtok_kit.train.distributed import DistInfo, shutdown
+    from vidtok_kit.train.loop import Trainer
 
     # a run that fails before its first checkpoint (bad data, bad recipe, Ctrl-C) leaves no run
     # directory behind, unless the directory was there before; rank 0 alone owns the directory
@@ -37,4 +42,6 @@ def run(recipe: Any, run_dir: str | Path, *, registry: Any = None, resume: bool 
 
 
 def _holds_checkpoint(run_dir: Path) -> bool:
+    from vidtok_kit.train.checkpointing import Checkpointer
+
     return bool(Checkpointer(run_dir).complete())
