@@ -3,7 +3,8 @@
 This module is an opt-in pytest plugin (it is deliberately *not* a ``pytest11`` entry point, so
 installing vidtok-kit does not import torch into every pytest session). A plugin author writes::
 
-    # conftest.py (or the test module)
+    # conftest.py (not a test module: pytest must import this plugin before the tests import it,
+    # or it cannot rewrite the mixins' asserts and warns PytestAssertRewriteWarning)
     pytest_plugins = ["vidtok_kit.testing"]
 
     # test_noisy_fsq.py

@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 __all__ = ["InferenceTokenizer"]
 
 
+def _fact(name: str, doc: str) -> Any:
+    """A read-only property answered by the backend's :class:`TokenizerFacts`."""
+    return property(lambda self: getattr(self.backend.facts, name), doc=doc)
+
+
 class InferenceTokenizer:
     """Encode videos to latents or tokens and back: the :class:`vidtok_kit.interfaces.Tokenizer` protocol.
 
@@ -54,37 +59,14 @@ class InferenceTokenizer:
     def facts(self) -> TokenizerFacts:
         return self.backend.facts
 
-    @property
-    def mode(self) -> TimeMode:
-        return self.facts.mode
-
-    @property
-    def temporal_factor(self) -> int:
-        return self.facts.temporal_factor
-
-    @property
-    def spatial_factor(self) -> int:
-        return self.facts.spatial_factor
-
-    @property
-    def in_channels(self) -> int:
-        return self.facts.in_channels
-
-    @property
-    def z_channels(self) -> int:
-        return self.facts.z_channels
-
-    @property
-    def discrete(self) -> bool:
-        return self.facts.discrete
-
-    @property
-    def codebook_size(self) -> int | None:
-        return self.facts.codebook_size
-
-    @property
-    def index_dtype(self) -> torch.dtype | None:
-        return self.facts.index_dtype
+    mode: TimeMode = _fact("mode", "time convention: causal v1.0 / v1.1 or non-causal")
+    temporal_factor: int = _fact("temporal_factor", "frames per latent frame")
+    spatial_factor: int = _fact("spatial_factor", "pixels per latent pixel, each side")
+    in_channels: int = _fact("in_channels", "video channels")
+    z_channels: int = _fact("z_channels", "latent channels")
+    discrete: bool = _fact("discrete", "True when the regularizer makes integer tokens")
+    codebook_size: int | None = _fact("codebook_size", "codebook size of a discrete model, else None")
+    index_dtype: torch.dtype | None = _fact("index_dtype", "dtype of the tokens (the smallest that holds the codebook)")
 
     @property
     def model(self) -> VideoTokenizer:

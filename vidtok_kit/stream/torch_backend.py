@@ -29,9 +29,9 @@ from torch import Tensor
 
 from vidtok_kit.compiled import CompiledFunction, CompileMode
 from vidtok_kit.errors import InputError
-from vidtok_kit.model.layers import StreamState
 from vidtok_kit.model.shortcuts import Arithmetic, set_arithmetic
 from vidtok_kit.stream.backend import EncodedChunk, TokenizerFacts, Which
+from vidtok_kit.stream.steps import decode_step, encode_step
 
 if TYPE_CHECKING:
     from vidtok_kit.model.autoencoder import VideoTokenizer
@@ -112,16 +112,17 @@ class TorchBackend:
     # -- the two step functions: the units that are compiled -------------------------------------
 
     def _encoder_step(self, chunk: Tensor, past: Sequence[Tensor] | None, stateful: bool) -> tuple[Tensor, list[Tensor]]:
-        state = StreamState(past) if stateful else None
-        h = self.model.encoder(chunk, state)
-        return h, state.present if state is not None else []
+        """A streamed step (:func:`~vidtok_kit.stream.steps.encode_step`), or a whole clip without state."""
+        if not stateful:
+            return self.model.encoder(chunk, None), []
+        return tuple(encode_step(self.model, chunk, past))  # type: ignore[return-value]
 
     def _decoder_step(
         self, latent: Tensor, past: Sequence[Tensor] | None, stateful: bool, final: bool
     ) -> tuple[Tensor, list[Tensor]]:
-        state = StreamState(past, final=final) if stateful else None
-        frames = self.model.decoder(latent, state)
-        return frames, state.present if state is not None else []
+        if not stateful:
+            return self.model.decoder(latent, None), []
+        return tuple(decode_step(self.model, latent, past, final=final))  # type: ignore[return-value]
 
     # -- StepBackend ---------------------------------------------------------------------------
 
@@ -155,18 +156,11 @@ class TorchBackend:
 
         return temporal_radius(self.model, which)
 
-    def _check_causal(self) -> None:
-        if not self.facts.mode.causal:
-            raise InputError("streaming steps with carried state need a causal model; non-causal models stream by windows")
-
     def encode_step(
         self, chunk: Tensor, past: Sequence[Tensor] | None, *, final: bool, front_pad: int = 0
     ) -> tuple[Tensor, list[Tensor]]:
-        whole = past is None and final
-        if not whole:
-            self._check_causal()
         with torch.inference_mode():
-            return self._encoder(chunk, past, not whole)
+            return self._encoder(chunk, past, not (past is None and final))
 
     def regularize(self, h: Tensor, *, sample: bool = False) -> EncodedChunk:
         with torch.inference_mode():
@@ -174,11 +168,8 @@ class TorchBackend:
         return EncodedChunk(reg.latent, reg.indices)
 
     def decode_step(self, latent: Tensor, past: Sequence[Tensor] | None, *, final: bool) -> tuple[Tensor, list[Tensor]]:
-        whole = past is None and final
-        if not whole:
-            self._check_causal()
         with torch.inference_mode():
-            return self._decoder(latent, past, not whole, final)
+            return self._decoder(latent, past, not (past is None and final), final)
 
     def indices_to_latent(self, indices: Tensor) -> Tensor:
         with torch.inference_mode():

@@ -13,8 +13,6 @@ from vidtok_kit_rfsq.plugin import ResidualFSQConfig, ResidualFSQRegularizer
 from vidtok_kit.pluginmanager import load_plugins
 from vidtok_kit.testing import RegularizerContract
 
-pytest_plugins = ["vidtok_kit.testing"]
-
 
 class TestResidualFSQContract(RegularizerContract):
     """vidtok-kit's shared regularizer checks: shapes, dtypes, gradients, determinism, export, round trip."""
