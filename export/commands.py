@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from vidtok_kit import hookimpl
+from vidtok_kit.cli_options import pretrained_option, resolve_pretrained
 
 __all__ = ["export_command"]
 
@@ -19,6 +20,7 @@ __all__ = ["export_command"]
 @click.command("export")
 @click.argument("recipe", required=False, type=click.Path(path_type=Path))
 @click.option("--checkpoint", "-c", type=click.Path(path_type=Path), help="Weights (ours or an original VidTok checkpoint); default: random init.")
+@pretrained_option
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Export directory (created atomically).")
 @click.option("--onnx", "want_onnx", is_flag=True, help="Export ONNX graphs (the default; always done, --trt builds from them).")
 @click.option("--trt", "want_trt", is_flag=True, help="Also build TensorRT engines (needs tensorrt and a CUDA GPU).")
@@ -39,10 +41,14 @@ __all__ = ["export_command"]
               help="TensorRT timing cache file to reuse and update (default: DIR/timing.cache).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe value (TOML syntax).")
 @click.option("--force", is_flag=True, help="Replace an existing non-empty output directory.")
+@click.option("--full-parity", is_flag=True,
+              help="Check every graph at the real min/opt/max sizes (default: max at a reduced spatial size, opt in full).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final line.")
 def export_command(
     recipe: Path | None,
     checkpoint: Path | None,
+    pretrained: str | None,
+    revision: str | None,
     output: Path,
     want_onnx: bool,
     want_trt: bool,
@@ -58,6 +64,7 @@ def export_command(
     timing_cache: Path | None,
     overrides: tuple[str, ...],
     force: bool,
+    full_parity: bool,
     quiet: bool,
 ) -> None:
     """Export a tokenizer to ONNX (and TensorRT), checked against PyTorch at min/opt/max shapes.
@@ -69,10 +76,11 @@ def export_command(
     """
     from vidtok_kit.export.shapes import parse_range
 
-    if recipe is None and checkpoint is None:
-        raise click.UsageError("give a RECIPE, or a --checkpoint that stores its recipe")
+    if recipe is None and checkpoint is None and pretrained is None:
+        raise click.UsageError("give a RECIPE, a --checkpoint that stores its recipe, or --pretrained NAME")
     if recipe is not None and not recipe.is_file():
         raise click.BadParameter(f"{recipe}: no such recipe file", param_hint="RECIPE")
+    recipe, checkpoint = resolve_pretrained(pretrained, checkpoint, recipe, revision=revision)
     from vidtok_kit.export.pipeline import export_tokenizer
 
     manifest = export_tokenizer(
@@ -92,6 +100,7 @@ def export_command(
         timing_cache=timing_cache,
         overrides=overrides,
         force=force,
+        full_parity=full_parity,
         log=(lambda _: None) if quiet else click.echo,
     )
     engines = f" and {len(manifest['engines'])} TensorRT engines" if manifest["engines"] else ""

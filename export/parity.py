@@ -35,11 +35,14 @@ TOLERANCES: dict[str, Tolerance] = {
 }
 
 
-def rounding_margin(graph: Any, inputs: tuple[Any, ...]) -> np.ndarray | None:
+def rounding_margin(graph: Any, inputs: tuple[Any, ...], encoder_output: Any = None) -> np.ndarray | None:
     """Per-token distance of the regularizer's pre-rounding values to the nearest rounding boundary.
 
     Only for encoder graphs of quantizers that expose ``bound`` (FSQ); returns (B, T', H', W')
     (the smallest margin over channels) or None where no such notion exists.
+
+    :param encoder_output: the regularizer's input from the reference run, when it was captured
+        (otherwise the encoder runs again).
     """
     import torch
 
@@ -48,7 +51,7 @@ def rounding_margin(graph: Any, inputs: tuple[Any, ...]) -> np.ndarray | None:
     if not graph.encoder or not module.model.discrete or not hasattr(reg, "bound"):
         return None
     with torch.no_grad():
-        h = module.encoder_output(*inputs).float()
+        h = (module.encoder_output(*inputs) if encoder_output is None else encoder_output).float()
         bounded = reg.bound(h.movedim(1, h.ndim - 1))
     margin = (bounded - torch.floor(bounded) - 0.5).abs()
     return margin.amin(dim=-1).numpy()

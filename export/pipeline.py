@@ -12,10 +12,12 @@ from __future__ import annotations
 import datetime
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from vidtok_kit.export.checkplan import Check, CostModel, check_plan, full_shape, graph_point, named_sizes, trace_point
 from vidtok_kit.export.deps import ExportError, require_onnx, require_onnxruntime, require_tensorrt
 from vidtok_kit.export.manifest import FORMAT, VERSION, write_manifest
 from vidtok_kit.export.parity import TOLERANCES, Tolerance, check_outputs, raise_on_failure, rounding_margin
@@ -30,9 +32,7 @@ _TRACE_SEED = 1234
 
 
 def _graph_point(graph: Any, point: Point, which: str) -> Point:
-    if graph.chunk_latents is None:
-        return point
-    return point._replace(frames=graph.chunk_latents[which])
+    return graph_point(graph, point, which)
 
 
 def _inputs_at(graph: Any, point: Point, seed: int) -> tuple[Any, ...]:
@@ -76,6 +76,7 @@ def export_tokenizer(
     timing_cache: str | Path | None = None,
     overrides: Sequence[str] = (),
     force: bool = False,
+    full_parity: bool = False,
     log: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
     """Export a tokenizer into the directory ``output`` and return its manifest.
@@ -87,6 +88,9 @@ def export_tokenizer(
     :param precision: of the TensorRT engines; ONNX graphs are fp32 and checked at fp32 tolerance.
     :param tolerance: max error relative to the output range, overriding the precision's default
         (fp32 1e-4, fp16 1e-2, bf16 3e-2); it applies to ONNX Runtime and TensorRT alike.
+    :param full_parity: check every graph at the real min / opt / max sizes; by default the max
+        point (and the step graphs' opt point) run at a reduced spatial size
+        (:mod:`vidtok_kit.export.checkplan`).
     :raises ExportError: bad options, a missing dependency, a failed check or parity beyond tolerance.
     """
 
@@ -113,6 +117,7 @@ def export_tokenizer(
     ort = require_onnxruntime()
     trt_mod = require_tensorrt() if trt else None
 
+    started = time.perf_counter()
     model, recipe = _load(recipe, checkpoint, overrides)
     profile = shapes if isinstance(shapes, ShapeProfile) else (
         parse_shapes(shapes, batch=batch or (1, 1, 2)) if shapes else default_profile(model, recipe)
@@ -123,19 +128,37 @@ def export_tokenizer(
 
     from vidtok_kit.export.graphs import graph_plan
 
-    graphs = graph_plan(model, stream_chunk=stream_chunk if model.mode.causal else None)
+    chunk = stream_chunk if model.mode.causal else None
+    # the exported copy computes with the fast forms; parity is always against the reference model
+    exported = _fast_copy(model)
+    graphs = graph_plan(exported, stream_chunk=chunk)
+    references = {g.name: g for g in graph_plan(model, stream_chunk=chunk)}
+    sf = model.spatial_factor
+    plans = {g.name: check_plan(g, profile, sf, full=full_parity) for g in graphs}
+    cost = CostModel(model, recipe, profile)
+    # whole-clip decoders take the encode graph's reference latents as their inputs (checked first)
+    encoded = any(g.name == "encode" for g in graphs)
+    estimate = sum(cost.seconds(g, c.point, cached_encode=encoded) for g in graphs for c in plans[g.name])
+    log(f"parity checks will take about {_minutes(estimate)} on this CPU ({sum(map(len, plans.values()))} runs over "
+        f"{len(graphs)} graphs, {'full sizes' if full_parity else 'max at a reduced size; --full-parity for all sizes'})"
+        + (", plus exporting and opening each graph" if graphs else ""))
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
     fp32 = _tolerance("fp32", tolerance)
     try:
-        entries = {g.name: _export_graph(g, tmp, profile, opset=opset, exporter=exporter, tolerance=fp32, log=log)
-                   for g in graphs}
+        entries = {}
+        done = _References()
+        for i, g in enumerate(graphs, 1):
+            entries[g.name] = _export_graph(g, references[g.name], tmp, profile, plans[g.name], opset=opset,
+                                            exporter=exporter, tolerance=fp32, log=log, sf=sf,
+                                            step=f"{i}/{len(graphs)}", done=done)
+        log(f"ONNX export and checks took {time.perf_counter() - started:.0f} s")
         engines: dict[str, Any] = {}
         if trt_mod is not None:
             from vidtok_kit.export.tensorrt import build_and_check
 
             engines = build_and_check(
-                graphs, entries, tmp, precision=precision, workspace_gb=workspace_gb,
+                list(references.values()), entries, tmp, precision=precision, workspace_gb=workspace_gb,
                 timing_cache=Path(timing_cache) if timing_cache else None, inputs_at=_inputs_at,
                 graph_point=_graph_point, reference=_reference, profile_points=profile.points(), seed=_TRACE_SEED,
                 tolerance=_tolerance(precision, tolerance), log=log,
@@ -143,7 +166,7 @@ def export_tokenizer(
         for entry in (*entries.values(), *engines.values()):
             entry["sha256"] = file_sha256(tmp / entry["file"])
         manifest = _manifest(model, recipe, checkpoint, profile, entries, engines, exporter=exporter, opset=opset,
-                             precision=precision, stream_chunk=stream_chunk, onnx_mod=onnx_mod, ort=ort,
+                             precision=precision, full_parity=full_parity, arithmetic=_arithmetic(exported), stream_chunk=stream_chunk, onnx_mod=onnx_mod, ort=ort,
                              tolerance={"onnxruntime": fp32.rel, "tensorrt": _tolerance(precision, tolerance).rel if trt else None},
                              dump_recipe=dump_recipe, file_sha256=file_sha256)
         write_manifest(tmp, manifest)
@@ -155,44 +178,95 @@ def export_tokenizer(
     return manifest
 
 
-def _export_graph(graph: Any, tmp: Path, profile: ShapeProfile, *, opset: int, exporter: str, tolerance: Tolerance,
-                  log: Callable[[str], None]) -> dict[str, Any]:
-    """Export one graph into ``tmp``, check it, compare ONNX Runtime with PyTorch; its manifest entry."""
+class _References:
+    """PyTorch outputs of the last check of each graph, so a graph whose reference is another's on
+    equal inputs (:attr:`Graph.reference_of`) does not run the model again."""
+
+    def __init__(self) -> None:
+        self.last: dict[tuple[str, Point], tuple[tuple[Any, ...], list[Any]]] = {}
+        #: the regularizer's input in the last reference run of an encoder graph (None: not captured)
+        self.encoder_output: Any = None
+
+    def outputs(self, graph: Any, point: Point, inputs: tuple[Any, ...]) -> list[Any]:
+        import torch
+
+        self.encoder_output = None
+        if graph.reference_of is not None:
+            target, target_inputs = graph.reference_of(inputs)
+            hit = self.last.get((target, point))
+            if hit is not None and len(hit[0]) == len(target_inputs) and all(
+                a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b) for a, b in zip(hit[0], target_inputs)
+            ):
+                return hit[1]
+        captured: list[Any] = []
+        hook = None
+        if graph.encoder:  # the regularizer's input, for the rounding margins of the index check
+            hook = graph.module.model.regularizer.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
+        try:
+            refs = _reference(graph, inputs)
+        finally:
+            if hook is not None:
+                hook.remove()
+        self.encoder_output = captured[0] if len(captured) == 1 else None
+        self.last[(graph.name, point)] = (inputs, refs)
+        if graph.remember is not None:
+            graph.remember(inputs, refs)
+        return refs
+
+
+def _export_graph(graph: Any, reference: Any, tmp: Path, profile: ShapeProfile, checks: list[Check], *, opset: int,
+                  exporter: str, tolerance: Tolerance, log: Callable[[str], None], sf: int, step: str,
+                  done: _References) -> dict[str, Any]:
+    """Export one graph into ``tmp``, check it, compare ONNX Runtime with the reference PyTorch model.
+
+    ``graph`` is the exported (fast-arithmetic) wrapper, ``reference`` the same graph of the
+    reference model: it makes the inputs and the expected outputs. Returns the manifest entry.
+    """
     import torch
     from vidtok_kit.export.onnx import check_onnx, export_onnx, ort_session, run_session
 
     path = tmp / f"{graph.name}.onnx"
-    trace_point = _graph_point(graph, profile.point("opt"), "opt")
-    # batch >= 2 in the trace, so no exporter can mistake the batch dim for a constant 1
-    example = _inputs_at(graph, trace_point._replace(batch=max(2, trace_point.batch)), _TRACE_SEED)
-    log(f"[{graph.name}] exporting ({exporter}, opset {opset})")
+    started = time.perf_counter()
+    # batch >= 2 in the trace, so no exporter can mistake the batch dim for a constant 1; a small
+    # spatial size that no check uses (see checkplan), so a baked-in size fails parity
+    example = _inputs_at(reference, trace_point(graph, profile, sf), _TRACE_SEED)
+    log(f"[{step} {graph.name}] exporting ({exporter}, opset {opset})")
     export_onnx(graph, path, example, opset=opset, exporter=exporter)
     ops = check_onnx(path, graph_name=graph.name)
     session = ort_session(path, threads=torch.get_num_threads())
+    log(f"[{step} {graph.name}] exported, onnx.checker and TensorRT ops ok ({time.perf_counter() - started:.0f} s)")
+    names_in = [s.name for s in graph.inputs]
     shapes_in: dict[str, dict[str, list[int]]] = {s.name: {} for s in graph.inputs}
     shapes_out: dict[str, dict[str, list[int]]] = {s.name: {} for s in graph.outputs}
     reports: dict[str, Any] = {}
-    seen: dict[Point, str] = {}
-    for i, which in enumerate(POINTS):
-        point = _graph_point(graph, profile.point(which), which)
-        if point in seen:  # e.g. a fixed-shape export: the same check again would prove nothing new
-            reports[which] = reports[seen[point]]
-            for shapes in (*shapes_in.values(), *shapes_out.values()):
-                shapes[which] = shapes[seen[point]]
-            continue
-        seen[point] = which
-        inputs = _inputs_at(graph, point, _TRACE_SEED + 1 + i)
-        refs = _numpy(_reference(graph, inputs))
-        outs = run_session(session, dict(zip((s.name for s in graph.inputs), _numpy(inputs))))
-        report = check_outputs([s.name for s in graph.outputs], refs, outs, tolerance, margin=rounding_margin(graph, inputs))
+    for check in checks:
+        which, point = check.which, check.point
+        tic = time.perf_counter()
+        real = graph_point(graph, profile.point(which), which)
+        inputs = _inputs_at(reference, point, _TRACE_SEED + 1 + POINTS.index(which))
+        refs = _numpy(done.outputs(reference, point, inputs))
+        outs = run_session(session, dict(zip(names_in, _numpy(inputs))))
+        report = check_outputs([s.name for s in graph.outputs], refs, outs, tolerance,
+                               margin=rounding_margin(reference, inputs, done.encoder_output))
         raise_on_failure(graph.name, "ONNX Runtime", which, report)
+        report["checked_at"] = point.describe()
+        report["reduced"] = check.reduced
         reports[which] = report
-        for spec, t in zip(graph.inputs, inputs):
-            shapes_in[spec.name][which] = list(t.shape)
-        for spec, r in zip(graph.outputs, refs):
-            shapes_out[spec.name][which] = list(r.shape)
-    worst = max(v.get("rel", 0.0) for r in reports.values() for v in r.values() if isinstance(v, dict))
-    log(f"[{graph.name}] onnx.checker ok, TensorRT ops ok, ONNX Runtime parity ok (max rel error {worst:.2e})")
+        shapes = [tuple(t.shape) for t in inputs] + [tuple(r.shape) for r in refs]
+        sizes = named_sizes(graph, shapes, real, sf) if check.reduced else None
+        for spec, shape in zip((*graph.inputs, *graph.outputs), shapes):
+            table = shapes_in if spec in graph.inputs else shapes_out
+            table[spec.name][which] = full_shape(spec.dims, sizes) if sizes is not None else list(shape)
+        worst = max((v.get("rel", 0.0) for v in report.values() if isinstance(v, dict)), default=0.0)
+        log(f"[{step} {graph.name}] parity at {which} {point.describe()}{' (reduced from ' + real.describe() + ')' if check.reduced else ''}"
+            f": ok, max rel error {worst:.1e} ({time.perf_counter() - tic:.0f} s)")
+    for which in POINTS:  # a profile point equal to an earlier one (a fixed-shape export) shares its check
+        if which not in reports:
+            real = graph_point(graph, profile.point(which), which)
+            first = next(w for w in reports if graph_point(graph, profile.point(w), w) == real)
+            reports[which] = reports[first]
+            for table in (*shapes_in.values(), *shapes_out.values()):
+                table[which] = table[first]
     return {
         "file": path.name,
         "sha256": None,
@@ -216,6 +290,43 @@ def _load(recipe: Any, checkpoint: Any, overrides: Sequence[str]) -> tuple[Any, 
 
     model, recipe, _ = load_model(recipe, checkpoint, overrides=overrides)
     return model.float().eval(), recipe
+
+
+def _fast_copy(model: Any) -> Any:
+    """A copy of ``model`` with the fast arithmetic of every module whose fast form exports.
+
+    :class:`~vidtok_kit.model.layers.TimeConv`'s fast form stays off: it is a memory-layout trick
+    for channels-last PyTorch clips (the same MACs as the reference conv), ONNX has no memory
+    formats, and its reshapes would freeze the traced frame count. The spatial upsampler's
+    sub-pixel form (2.25x fewer MACs) and the AlphaBlender low-rate form (half the conv MACs)
+    export as plain operators (``functional`` interleave, :func:`blend_up_from_tap_images`).
+    """
+    import copy
+
+    from vidtok_kit.model.layers import TimeConv
+    from vidtok_kit.model.shortcuts import set_arithmetic
+
+    fast = copy.deepcopy(model)
+    set_arithmetic(fast, "fast")
+    for module in fast.modules():
+        if isinstance(module, TimeConv):
+            module.fast_arithmetic = False
+    return fast
+
+
+def _arithmetic(model: Any) -> dict[str, list[str]]:
+    """Module classes of the exported graphs by arithmetic, for the manifest."""
+    from vidtok_kit.model.shortcuts import arithmetic_of
+
+    kinds: dict[str, set[str]] = {"fast": set(), "reference": set()}
+    modules = dict(model.named_modules())
+    for name, kind in arithmetic_of(model).items():
+        kinds[kind].add(type(modules[name]).__name__)
+    return {k: sorted(v) for k, v in kinds.items()}
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
 def _publish(tmp: Path, output: Path) -> None:
@@ -262,6 +373,7 @@ def _manifest(model: Any, recipe: Any, checkpoint: Any, profile: ShapeProfile, e
         "export": {
             "exporter": kw["exporter"], "opset": kw["opset"], "precision": kw["precision"], "tolerance": kw["tolerance"],
             "stream_chunk": kw["stream_chunk"] if mode.causal else None, "torch": torch.__version__,
+            "arithmetic": kw["arithmetic"], "full_parity": kw["full_parity"],
             "onnx": kw["onnx_mod"].__version__, "onnxruntime": kw["ort"].__version__,
         },
         "shapes": profile.as_dict(),

@@ -7,8 +7,12 @@ the folder exactly as it was (nothing created, nothing replaced, nothing half-wr
 
 The mechanisms under test: the output policy (:func:`vidtok_kit.io.outputs.check_output`), recipe
 validation (UTF-8, ``--set`` parsed as TOML, list types, ``extends`` depth, integer and model-size
-bounds), the ``--disable-plugin`` name check, the bounded ``--shape`` parser, and checkpoint
-verification on resume (content hashes, ``weights_only``).
+bounds), the ``--disable-plugin`` name check, the bounded ``--shape`` parser, checkpoint
+verification on resume (content hashes, ``weights_only``), and for ``encode`` / ``decode`` /
+``reconstruct`` / ``eval``: the output policy (never an input, never an existing file without
+``--overwrite``), frame sizes and frame rates bounded by the memory budget and the source,
+token-file metadata checked against the tokens, truncated videos and ONNX graphs, and
+``--pretrained`` beside ``--checkpoint``.
 """
 
 from __future__ import annotations
@@ -52,12 +56,22 @@ def hostile_cli(monkeypatch: pytest.MonkeyPatch, fresh_cli: None) -> click.Group
     from vidtok_kit.export.commands import export_command
 
     from vidtok_kit.ablation.commands import ablate_command
+    from vidtok_kit.evaluation.commands import eval_command
+    from vidtok_kit.tokenize.commands import commands as tokenize_commands
     from vidtok_kit.train.commands import train_command
 
     monkeypatch.setattr(cli, "commands", dict(cli.commands))
-    for command in (train_command, ablate_command, export_command):
+    for command in (train_command, ablate_command, export_command, eval_command, *tokenize_commands):
         cli.add_command(command)
     return cli
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _scratch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A module folder for inputs that are costly to make and shared by cases (an export)."""
+    _SCRATCH["dir"] = tmp_path_factory.mktemp("scratch")
+    yield
+    _SCRATCH.clear()
 
 
 @pytest.fixture(autouse=True)
@@ -269,6 +283,75 @@ CASES: dict[str, Case] = {
     "resume: malicious train_state.pt": _case_malicious_state,
     "resume: train_state.pt with 64 zeroed bytes": _case_zeroed_state,
     "resume: model.safetensors header corrupted": _case_corrupt_header,
+    # encode / decode / reconstruct / eval: outputs
+    "encode -o unwritable": lambda tmp, run, clips: (
+        ["encode", str(_clip(tmp)), "--recipe", str(TINY), "-o", str(unwritable_dir(tmp) / "c.safetensors")], "-o"),
+    "encode folder -o unwritable": lambda tmp, run, clips: (
+        ["encode", str(_clip_folder(tmp)), "--recipe", str(TINY), "-o", str(unwritable_dir(tmp) / "tokens")], "-o"),
+    "encode X -o X --overwrite": lambda tmp, run, clips: (
+        ["encode", str(_clip(tmp)), "--recipe", str(TINY), "-o", str(tmp / "clip.mp4"), "--overwrite"], "is also an input"),
+    "encode X.safetensors -o X.safetensors --overwrite": lambda tmp, run, clips: (
+        ["encode", str(_clip(tmp, "clip.safetensors")), "--recipe", str(TINY), "-o", str(tmp / "clip.safetensors"), "--overwrite"],
+        "is also an input"),
+    "encode -o existing non-token file": lambda tmp, run, clips: (
+        ["encode", str(_clip(tmp)), "--recipe", str(TINY), "-o", str(_touch(tmp / "c.safetensors"))], "not a readable safetensors token file"),
+    "encode -o token file of another video": lambda tmp, run, clips: (
+        ["encode", str(_clip(tmp)), "--recipe", str(TINY), "-o", str(_token_file(tmp, "other.mp4", "c.safetensors"))],
+        "holds the tokens of another video"),
+    "decode -o existing file": lambda tmp, run, clips: (
+        ["decode", str(_token_file(tmp)), "-o", str(_touch(tmp / "out.mp4"))], "already exists; pass --overwrite"),
+    "decode -o unwritable": lambda tmp, run, clips: (
+        ["decode", str(_token_file(tmp)), "-o", str(unwritable_dir(tmp) / "out.mp4")], "-o"),
+    "reconstruct V -o V": lambda tmp, run, clips: (
+        ["reconstruct", str(_clip(tmp)), "--recipe", str(TINY), "-o", str(tmp / "clip.mp4"), "--overwrite"], "is also an input"),
+    "reconstruct -o existing file": lambda tmp, run, clips: (
+        ["reconstruct", str(_clip(tmp)), "--recipe", str(TINY), "-o", str(_touch(tmp / "out.mp4"))], "already exists"),
+    "eval -o FILE": lambda tmp, run, clips: (
+        ["eval", str(TINY), str(_clip(tmp)), "-o", str(_touch(tmp / "taken")), "--no-progress"], "is an existing file"),
+    "eval -o unwritable": lambda tmp, run, clips: (
+        ["eval", str(TINY), str(_clip(tmp)), "-o", str(unwritable_dir(tmp) / "ev"), "--no-progress"], "-o"),
+    # sizes and rates bounded before allocation
+    "encode --size 100000": lambda tmp, run, clips: (
+        ["encode", str(_clip(tmp)), "--recipe", str(TINY), "-o", str(tmp / "c.safetensors"), "--size", "100000"], "do not fit"),
+    "reconstruct --size 100000": lambda tmp, run, clips: (
+        ["reconstruct", str(_clip(tmp)), "--recipe", str(TINY), "-o", str(tmp / "r.mp4"), "--size", "100000"], "do not fit"),
+    "eval --size 100000": lambda tmp, run, clips: (
+        ["eval", str(TINY), str(_clip(tmp)), "-o", str(tmp / "ev"), "--size", "100000", "--no-progress"], "do not fit"),
+    "encode --size 1536 --max-memory 1G": lambda tmp, run, clips: (
+        ["encode", str(_clip(tmp)), "--recipe", str(TINY), "-o", str(tmp / "c.safetensors"), "--size", "1536", "--max-memory", "1G"],
+        "use a smaller --size or a larger --max-memory"),
+    "encode --fps 100000": lambda tmp, run, clips: (
+        ["encode", str(_clip(tmp)), "--recipe", str(TINY), "-o", str(tmp / "c.safetensors"), "--fps", "100000"],
+        "is more than 4x the video's 8 fps"),
+    "reconstruct --fps 100000": lambda tmp, run, clips: (
+        ["reconstruct", str(_clip(tmp)), "--recipe", str(TINY), "-o", str(tmp / "r.mp4"), "--fps", "100000"], "use at most 32"),
+    # foreign files
+    "decode: frame_count metadata lies": lambda tmp, run, clips: (
+        ["decode", str(_token_file(tmp, edit={"frame_count": "100000"})), "-o", str(tmp / "out.mp4")],
+        "metadata says 100000 frames"),
+    "decode: recipe metadata damaged": lambda tmp, run, clips: (
+        ["decode", str(_token_file(tmp, edit={"recipe": "[model\nbroken = "})), "-o", str(tmp / "out.mp4")],
+        "c.safetensors: its recorded recipe is damaged"),
+    "encode a truncated mp4": lambda tmp, run, clips: (
+        ["encode", str(_truncated_mp4(tmp)), "--recipe", str(TINY), "-o", str(tmp / "c.safetensors")],
+        "the container lists 60 frames but only"),
+    "encode --backend onnx with a truncated .onnx": lambda tmp, run, clips: (
+        ["encode", str(_clip(tmp)), "--backend", "onnx", "--export", str(_truncated_export(tmp)), "-o", str(tmp / "c.safetensors"),
+         "--size", "16"], "not a loadable ONNX graph"),
+    # devices and weights
+    "encode --device banana": lambda tmp, run, clips: (
+        ["encode", str(_clip(tmp)), "--recipe", str(TINY), "-o", str(tmp / "c.safetensors"), "--device", "banana"],
+        "'banana' is not a torch device"),
+    "decode --device banana": lambda tmp, run, clips: (
+        ["decode", str(_token_file(tmp)), "-o", str(tmp / "out.mp4"), "--device", "banana"], "'banana' is not a torch device"),
+    "reconstruct --device banana": lambda tmp, run, clips: (
+        ["reconstruct", str(_clip(tmp)), "--recipe", str(TINY), "-o", str(tmp / "r.mp4"), "--device", "banana"],
+        "'banana' is not a torch device"),
+    "--pretrained with --checkpoint": lambda tmp, run, clips: (
+        ["encode", str(_clip(tmp)), "--pretrained", "vidtok_fsq_causal_488_262144", "--checkpoint", str(_touch(tmp / "w.pt")),
+         "-o", str(tmp / "c.safetensors")], "give one of them"),
+    "--pretrained unknown name": lambda tmp, run, clips: (
+        ["reconstruct", str(_clip(tmp)), "--pretrained", "vidtok_nope", "-o", str(tmp / "r.mp4")], "not a released VidTok model"),
 }
 
 
@@ -285,6 +368,95 @@ def _own_input(tmp: Path) -> Path:
     path = tmp / "original.safetensors"
     save_file({k: v.contiguous() for k, v in tiny_model().state_dict().items()}, str(path))
     return path
+
+
+_SCRATCH: dict[str, Path] = {}
+
+
+def _clip(tmp: Path, name: str = "clip.mp4", frames: int = 9, fps: float = 8.0) -> Path:
+    """A short 32x32 clip (varied content, so the codec keeps every frame)."""
+    import torch
+
+    from vidtok_kit.io import write_video
+
+    path = tmp / name
+    if not path.exists():
+        g = torch.Generator().manual_seed(len(name))
+        x = torch.rand(3, frames, 32, 32, generator=g) * 2 - 1
+        if path.suffix == ".mp4":
+            write_video(path, x, fps)
+        else:  # a video under a token file's name (a typo the output policy must catch)
+            write_video(path.with_suffix(".mp4"), x, fps)
+            path.with_suffix(".mp4").rename(path)
+    return path
+
+
+def _clip_folder(tmp: Path) -> Path:
+    folder = tmp / "clips"
+    folder.mkdir(exist_ok=True)
+    _clip(folder, "a.mp4")
+    _clip(folder, "b.mp4")
+    return folder
+
+
+def _token_file(tmp: Path, video: str = "clip.mp4", name: str = "c.safetensors", edit: dict[str, str] | None = None) -> Path:
+    """A token file of the tiny recipe (random init), made through the library; ``edit`` replaces metadata values."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from vidtok_kit.io import ClipPolicy
+    from vidtok_kit.pluginmanager import default_registry
+    from vidtok_kit.tokenize.pipeline import RunOptions, encode_file, load_tokenizer
+
+    source = _clip(tmp, video)
+    model = load_tokenizer(TINY, None, registry=default_registry())
+    path = tmp / name
+    encode_file(model, source, path, policy=ClipPolicy(multiple=model.spatial_factor), run=RunOptions(),
+                provenance=model.provenance)
+    if video != "clip.mp4":
+        source.unlink()  # only its tokens stay
+    if edit:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = dict(fh.metadata())
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+        save_file(tensors, str(path), metadata={**meta, **edit})
+    return path
+
+
+def _truncated_mp4(tmp: Path) -> Path:
+    """60 frames, index (moov) in front, data cut at one third: decodes ~20 frames, then just ends."""
+    import av
+    import numpy as np
+
+    path = tmp / "cut.mp4"
+    full = tmp / "full.mp4"
+    rng = np.random.default_rng(0)
+    with av.open(str(full), "w", options={"movflags": "faststart"}) as out:
+        stream = out.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=30)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "yuv420p"
+        for _ in range(60):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8), format="rgb24")
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    data = full.read_bytes()
+    full.unlink()
+    path.write_bytes(data[: len(data) // 3])
+    return path
+
+
+def _truncated_export(tmp: Path) -> Path:
+    """A copy of a tiny ONNX export (made once per module) whose encode graph is cut in half."""
+    pytest.importorskip("onnxruntime")
+    if "export" not in _SCRATCH:
+        from vidtok_kit.export.pipeline import export_tokenizer
+
+        export_tokenizer(TINY, _SCRATCH["dir"] / "export", shapes="1x16x16,5x16x16,9x16x16", batch=(1, 1, 1), stream_chunk=None)
+        _SCRATCH["export"] = _SCRATCH["dir"] / "export"
+    copy = Path(shutil.copytree(_SCRATCH["export"], tmp / "export"))
+    for graph in copy.glob("*.onnx"):
+        graph.write_bytes(graph.read_bytes()[: graph.stat().st_size // 2])
+    return copy
 
 
 def _corrupt_videos(tmp: Path) -> Path:

@@ -14,7 +14,6 @@ and parity tests want it); :func:`load` prepares it for inference.
 
 from __future__ import annotations
 
-import os
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
@@ -201,7 +200,9 @@ def load(
             source, checkpoint = None, source
         model, recipe, provenance = load_model(source, checkpoint, ema=ema, overrides=overrides, registry=registry)
     model = model.to(dev)  # type: ignore[assignment]
-    mode = compile or os.environ.get("VIDTOK_KIT_COMPILE") or "auto"
+    from vidtok_kit.cli_options import default_compile_mode
+
+    mode = compile or default_compile_mode()
     torch_backend = TorchBackend(model, dtype=net_dtype, compile=mode, arithmetic=arithmetic)  # type: ignore[arg-type]
     return InferenceTokenizer(torch_backend, recipe=recipe, provenance=provenance)
 

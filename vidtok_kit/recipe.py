@@ -285,6 +285,18 @@ class TrainConfig:
     keep_last: int = attrs.field(default=3, validator=v.ge(1))
     #: consecutive non-finite losses after which the run stops
     max_bad_steps: int = attrs.field(default=20, validator=v.ge(1))
+    #: "reference" (the original VidTok arithmetic) or "fast": modules with an exact faster form
+    #: that has gradients use it (see :mod:`vidtok_kit.model.shortcuts`); results agree to float
+    #: rounding, not bit for bit. Forms without a backward (AlphaBlender's low-rate form) stay off
+    arithmetic: str = attrs.field(default="reference", validator=v.in_(("reference", "fast")))
+    #: run activations channels-last (``torch.channels_last_3d``), oneDNN's and cuDNN's fast layout
+    channels_last: bool = False
+    #: ``torch.compile`` the encoder, decoder and discriminator forward (and so their backward);
+    #: a failure to compile warns once and runs eagerly. Each clip shape compiles its own graphs
+    compile: bool = False
+    #: recompute each encoder/decoder level in the backward instead of keeping its activations
+    #: (``torch.utils.checkpoint``): less memory for larger clips, about one more forward of time
+    activation_checkpointing: bool = False
     loss: LossConfig = attrs.field(factory=LossConfig)
 
 

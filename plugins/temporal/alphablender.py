@@ -27,7 +27,7 @@ from vidtok_kit.model.layers import (
 )
 from vidtok_kit.model.shortcuts import keep_channels_last
 
-__all__ = ["AlphaBlender", "AlphaBlenderDown", "AlphaBlenderUp"]
+__all__ = ["AlphaBlender", "AlphaBlenderDown", "AlphaBlenderUp", "blend_up_from_low_rate", "blend_up_from_tap_images"]
 
 
 @attrs.frozen(kw_only=True)
@@ -66,7 +66,9 @@ class AlphaBlenderUp(nn.Module):
     """Doubles T: blend of the interpolated input and a 3x3x3 conv of it.
 
     Fast form (:func:`~vidtok_kit.model.shortcuts.set_arithmetic`): the blend computed from the
-    low-rate frames (:func:`blend_up_from_low_rate`), for whole clips without autograd.
+    low-rate frames (:func:`blend_up_from_low_rate`), for whole clips without autograd; while a
+    graph is traced or exported, the same algebra as whole-tensor operators
+    (:func:`blend_up_from_tap_images`), which keeps the frame count dynamic.
     """
 
     #: use the low-rate form where it applies (see :func:`_may_fold`)
@@ -82,8 +84,12 @@ class AlphaBlenderUp(nn.Module):
     def forward(self, x: Tensor, state: StreamState | None = None) -> Tensor:
         """(B, C, T, H, W) -> (B, C, 2T, H, W)."""
         alpha = torch.sigmoid(self.mix_factor).to(x.dtype)
-        if state is None and self.fast_arithmetic and _may_fold():
-            return self._blend_from_low_rate(x, alpha)
+        if state is None and self.fast_arithmetic:
+            if _exporting():
+                conv = self.conv.conv
+                return blend_up_from_tap_images(x, conv.weight, conv.bias, alpha, self.mode, self.lead_frames)
+            if _may_fold():
+                return self._blend_from_low_rate(x, alpha)
         up = upsample_time(x, self.mode, self.lead_frames, state)
         return alpha * up + (1 - alpha) * self.conv(up, state)
 
@@ -137,6 +143,70 @@ def blend_up_from_low_rate(
     return out
 
 
+def blend_up_from_tap_images(
+    x: Tensor, weight: Tensor, bias: Tensor, alpha: Tensor, mode: TimeMode, lead_frames: int
+) -> Tensor:
+    """The low-rate blend as whole-tensor operators, for exported graphs (any frame count).
+
+    The three temporal taps of the kernel run as one 2-D conv of every input frame at once
+    (``3 * C_out`` output channels: half the reference's conv MACs). Time upsampling
+    and the conv's time padding are linear along time and act frame-wise, so they commute with
+    that conv: the tap images are upsampled with :func:`upsample_time` and padded exactly like
+    :class:`TimeConv` pads its input (v1.1: copies of frame 0, lead frames doubled on their own;
+    v1.0: zeros; non-causal: a zero frame each side), and output frame ``f`` is
+    ``tap_0[f] + tap_1[f + 1] + tap_2[f + 2]`` of the padded images. Nothing depends on the frame
+    count except through shapes, so one exported graph serves every T; the custom operator's
+    per-frame loop (:func:`blend_up_from_low_rate`) would freeze it. Same numbers up to float
+    rounding; it builds the upsampled tap images (3x the reference's upsampled clip), which a
+    graph runtime plans as ordinary buffers.
+    """
+    c_out = weight.shape[0]
+    taps = weight.permute(2, 0, 1, 3, 4).reshape(3 * c_out, *weight.shape[1:2], *weight.shape[3:])
+    # frame-wise 2-D conv: runtimes run (1, 3, 3) 3-D convs far slower (ONNX Runtime CPU: ~5x)
+    images = from_frames(F.conv2d(to_frames(x), taps, None, padding=1), x.shape[0])
+    if mode is not TimeMode.CAUSAL_V1_1:
+        return _nearest_blend(x, images, bias, alpha, causal=mode.causal)
+    images = upsample_time(images, mode, lead_frames)
+    frames = images.shape[2]
+    if mode.causal:
+        images = causal_front_pad(images, 2, mode, None)
+    else:
+        images = F.pad(images, (0, 0, 0, 0, 1, 1))
+    conv = (
+        images[:, :c_out, :frames]
+        + images[:, c_out : 2 * c_out, 1 : frames + 1]
+        + images[:, 2 * c_out :, 2 : frames + 2]
+        + bias.view(1, -1, 1, 1, 1)
+    )
+    return alpha * upsample_time(x, mode, lead_frames) + (1 - alpha) * conv
+
+
+def _nearest_blend(x: Tensor, images: Tensor, bias: Tensor, alpha: Tensor, *, causal: bool) -> Tensor:
+    """:func:`blend_up_from_tap_images` for nearest doubling: even and odd output frames at the low
+    rate, interleaved once (no upsampled tap images).
+
+    Upsampled frames ``2j`` and ``2j + 1`` are both ``x[j]``, so with tap images ``I_k``:
+    causal (two zero frames in front) ``even[j] = I_0[j-1] + I_1[j-1] + I_2[j]``,
+    ``odd[j] = I_0[j-1] + I_1[j] + I_2[j]``; non-causal (a zero frame each side)
+    ``even[j] = I_0[j-1] + I_1[j] + I_2[j]``, ``odd[j] = I_0[j] + I_1[j] + I_2[j+1]``.
+    """
+    c_out = images.shape[1] // 3
+    t = images.shape[2]
+    i0, i1, i2 = images[:, :c_out], images[:, c_out : 2 * c_out], images[:, 2 * c_out :]
+
+    def earlier(y: Tensor) -> Tensor:  # y[j - 1], zero at j = 0
+        return F.pad(y, (0, 0, 0, 0, 1, 0))[:, :, :t]
+
+    if causal:
+        even, odd = earlier(i0 + i1) + i2, earlier(i0) + (i1 + i2)
+    else:
+        later = F.pad(i2, (0, 0, 0, 0, 0, 1))[:, :, 1:]  # I_2[j + 1], zero at the end
+        even, odd = earlier(i0) + (i1 + i2), (i0 + i1) + later
+    keep, base = 1 - alpha, alpha * x + (1 - alpha) * bias.view(1, -1, 1, 1, 1)
+    pair = torch.stack([base + keep * even, base + keep * odd], dim=3)  # (B, C, T, 2, H, W)
+    return pair.reshape(pair.shape[0], pair.shape[1], 2 * t, *pair.shape[4:])
+
+
 _blend_up_op = torch.library.custom_op("vidtok_kit::alphablender_up_low_rate", blend_up_from_low_rate, mutates_args=())
 
 
@@ -150,6 +220,11 @@ def _empty_output(x: Tensor, channels: int) -> Tensor:
     b, _, t = x.shape[:3]
     fmt = torch.channels_last_3d if x.is_contiguous(memory_format=torch.channels_last_3d) else torch.contiguous_format
     return torch.empty((b, channels, 2 * t, *x.shape[3:]), dtype=x.dtype, device=x.device, memory_format=fmt)
+
+
+def _exporting() -> bool:
+    """A graph is being traced or exported (the whole-tensor form applies, not the custom operator)."""
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
 
 
 def _may_fold() -> bool:

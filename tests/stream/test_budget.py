@@ -7,7 +7,7 @@ import pytest
 from vidtok_kit import load
 from vidtok_kit.errors import InputError
 from vidtok_kit.stream import parse_memory, plan_stream
-from vidtok_kit.stream.budget import RUNTIME_BYTES, activation_bytes
+from vidtok_kit.stream.budget import RUNTIME_BYTES, activation_bytes, check_frame_budget, frame_bytes
 
 
 def test_parse_memory() -> None:
@@ -31,18 +31,22 @@ def test_activation_estimate_scales_with_pixels_and_precision(model) -> None:
 
 def test_budget_picks_bigger_chunks_then_tiles_then_gives_up(model) -> None:
     m = model()
-    weights = RUNTIME_BYTES + sum(p.numel() * 4 for p in m.parameters())
+    # what the plan charges before any step: runtime, weights, read-ahead frames and causal state
+    weights = RUNTIME_BYTES + sum(p.numel() * 4 for p in m.parameters()) + frame_bytes(m, 256, 256, "encode", 4, tiled=False)
     per_frame = activation_bytes(m, 256, 256, "encode", 4)
     plan = plan_stream(m, 256, 256, "encode", max_memory=weights + 9 * per_frame)
     assert (plan.chunk, plan.tile) == (8, None)  # the largest multiple of tdf = 4 that fits
     assert plan.estimated_bytes <= weights + 9 * per_frame
     assert plan_stream(m, 256, 256, "encode", max_memory=weights + 20 * per_frame).chunk == 20
-    tiled = plan_stream(m, 256, 256, "encode", max_memory=weights + 2 * per_frame)
+    tiled_fixed = frame_bytes(m, 256, 256, "encode", 4, tiled=True) - frame_bytes(m, 256, 256, "encode", 4, tiled=False)
+    tiled = plan_stream(m, 256, 256, "encode", max_memory=weights + tiled_fixed + 2 * per_frame)
     assert tiled.chunk == 4 and tiled.tile is not None and tiled.tile < 256 and tiled.tile % 8 == 0
-    assert tiled.estimated_bytes <= weights + 2 * per_frame
+    assert tiled.estimated_bytes <= weights + tiled_fixed + 2 * per_frame
     per_out_frame = activation_bytes(m, 256, 256, "decode", 4)
-    assert plan_stream(m, 64, 64, "decode", max_memory=weights + 9 * per_out_frame).chunk == 2  # latents
-    dec = plan_stream(m, 64, 64, "decode", max_memory=weights + 2 * per_out_frame)
+    dec_fixed = RUNTIME_BYTES + sum(p.numel() * 4 for p in m.parameters()) + frame_bytes(m, 256, 256, "decode", 4, tiled=False)
+    assert plan_stream(m, 64, 64, "decode", max_memory=dec_fixed + 9 * per_out_frame).chunk == 2  # latents
+    dec_tiled = frame_bytes(m, 256, 256, "decode", 4, tiled=True) - frame_bytes(m, 256, 256, "decode", 4, tiled=False)
+    dec = plan_stream(m, 64, 64, "decode", max_memory=dec_fixed + dec_tiled + 2 * per_out_frame)
     assert dec.tile is not None and dec.tile < 64 and dec.chunk == 1
     with pytest.raises(InputError, match="too small"):
         plan_stream(m, 256, 256, "encode", max_memory=2**10)
@@ -53,3 +57,21 @@ def test_stream_uses_the_budget_plan(model, clip) -> None:
     enc = load(m).streaming_encoder(max_memory=2**30)
     list(enc([clip(9, size=32)]))
     assert enc.plan == plan_stream(m, 32, 32, "encode", max_memory=2**30)
+
+
+def test_a_frame_that_cannot_fit_even_tiled_is_one_line_before_allocation(model) -> None:
+    """Tiles shrink activations, not the whole-frame buffers and causal state: those are charged
+    first, and a frame whose fixed part exceeds the budget is refused (``--size 100000``)."""
+    m = model()
+    fixed = frame_bytes(m, 4096, 4096, "encode", 4, tiled=True)
+    assert fixed > 16 * 3 * 4096 * 4096  # read-ahead frames alone are 8 fp32 RGB frames
+    with pytest.raises(InputError, match=r"clip.mp4: --size 100000: 100000x100000 frames do not fit: .*use a smaller --size") as info:
+        check_frame_budget(m, 100_000, 100_000, max_memory=4 * 2**30, what="clip.mp4: --size 100000")
+    assert "\n" not in str(info.value)
+    with pytest.raises(InputError, match="do not fit"):
+        check_frame_budget(m, 32, 32, max_memory=2**20, decode=True)
+    assert check_frame_budget(m, 64, 64, max_memory=2**30, decode=True).chunk >= 4
+    plan = plan_stream(m, 768, 768, "encode", max_memory=2**30)
+    assert plan.estimated_bytes <= 2**30  # the plan keeps the budget it was given
+    with pytest.raises(InputError, match="before any tile runs"):  # peaked at 2 GiB under a 1 GiB budget
+        plan_stream(m, 1536, 1536, "encode", max_memory=2**30)

@@ -10,13 +10,13 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
+
+from vidtok_kit.io import outputs
 
 __all__ = ["METRIC_LABELS", "atomic_write_text", "format_value", "markdown_table", "per_video_csv", "write_eval_outputs"]
 
@@ -34,18 +34,9 @@ _PER_VIDEO_FIELDS = ("path", "status", "frames", "clips", "scored_frames", "psnr
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``text`` to ``path`` atomically, with the umask's permissions (the shared
+    :func:`vidtok_kit.io.outputs.atomic_write_text`; kept here because callers import it from here)."""
+    return outputs.atomic_write_text(path, text)
 
 
 def format_value(value: Any, digits: int = 4) -> str:

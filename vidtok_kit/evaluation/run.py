@@ -109,10 +109,12 @@ def run_eval(
     :param lpips: / :param fvd_extractor: networks to use instead of loading them from weight files.
     :return: the summary and the written files. Unreadable videos are listed under ``skipped``.
     """
+    from vidtok_kit.io.outputs import check_output
     from vidtok_kit.loading import load
     from vidtok_kit.pluginmanager import default_registry
     from vidtok_kit.recipe import dump_recipe, load_recipe
 
+    check_output(output, kind="dir", what="output")  # before any work, not after the last video
     options = options or EvalOptions()
     r = load_recipe(recipe, registry=default_registry())
     videos = resolve_videos(data, root=r.data.root or None)

@@ -27,6 +27,7 @@ from einops import rearrange
 from vidtok_kit.io.errors import VideoError
 
 __all__ = [
+    "MAX_UPSAMPLE",
     "RESIZE_MODES",
     "ClipPolicy",
     "FrameGeometry",
@@ -35,6 +36,10 @@ __all__ = [
     "frame_to_tensor",
     "select_frames",
 ]
+
+#: ``fps`` may exceed the source rate at most this many times: resampling upward repeats frames,
+#: and an unbounded rate (``--fps 100000`` on a 9-frame clip) would repeat them without end
+MAX_UPSAMPLE = 4
 
 ResizeMode = Literal["crop", "pad", "none"]
 #: The allowed values of :attr:`ClipPolicy.resize`, in the order the CLI lists them.
@@ -118,6 +123,20 @@ class ClipPolicy:
             raise ValueError(
                 f"size {self.size} is not a multiple of {self.multiple}; crop output is "
                 f"size x size, so pick size divisible by {self.multiple}"
+            )
+
+    def check_source_rate(self, source_fps: float | None, *, path: str | os.PathLike[str] = "<frames>") -> None:
+        """Refuse an ``fps`` above :data:`MAX_UPSAMPLE` times the source rate (frames repeated without bound).
+
+        :raises VideoError: one line naming the file, its rate and the largest ``fps`` allowed.
+        """
+        if self.fps is None or not source_fps or not math.isfinite(source_fps):
+            return
+        limit = source_fps * MAX_UPSAMPLE
+        if self.fps > limit * (1 + 1e-9):
+            raise VideoError(
+                path, f"--fps {self.fps:g} is more than {MAX_UPSAMPLE}x the video's {source_fps:g} fps "
+                f"(resampling repeats frames); use at most {limit:g}"
             )
 
     def geometry(

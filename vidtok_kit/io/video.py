@@ -34,7 +34,7 @@ from vidtok_kit.io.policy import (
     select_frames,
 )
 
-__all__ = ["VideoInfo", "iter_video_chunks", "probe_video", "read_video", "write_video"]
+__all__ = ["VideoInfo", "check_complete", "iter_video_chunks", "probe_video", "read_video", "write_video"]
 
 # av.error.* classes also derive from the matching builtins (OSError, EOFError, ValueError), and
 # PyAV raises plain ValueError/RuntimeError/IndexError from its Python layer; catch all of them
@@ -211,6 +211,18 @@ def iter_video_chunks(
     return _iter_chunks(path, chunk_frames, policy)
 
 
+def check_complete(path: str | os.PathLike[str], decoded: int, listed: int) -> None:
+    """Fail when decoding a whole video stopped well short of the frames its container lists.
+
+    A file truncated after its index (mp4 with ``moov`` in front, data cut) decodes its first
+    frames and then simply ends, without a decoder error; encoding those and recording the
+    container's count would pass off a fragment as the video. A shortfall of a frame or two (or
+    1%) is tolerated: edit lists and B-frame delays make some valid files list one more.
+    """
+    if listed and decoded < listed - max(2, listed // 100):
+        raise VideoError(path, f"corrupt or truncated video: the container lists {listed} frames but only {decoded} could be decoded")
+
+
 def _iter_chunks(
     path: str | os.PathLike[str], chunk_frames: int, policy: ClipPolicy
 ) -> Iterator[torch.Tensor]:
@@ -227,6 +239,8 @@ def _iter_chunks(
                 container, stream = _open(path)
             frames = _decoded(path, container, stream)
         decoded = _Counting(frames)
+        rate = _source_rate(stream)
+        policy.check_source_rate(float(rate) if rate else None, path=path)
         fps = as_fraction(policy.fps) if policy.fps else None
         geometry: FrameGeometry | None = None
         chunk: list[torch.Tensor] = []
@@ -243,6 +257,8 @@ def _iter_chunks(
                 total += len(chunk)
                 yield torch.stack(chunk, dim=1)
                 chunk = []
+        if start is None and end is None and decoded.count:  # the whole video was read: it must all be there
+            check_complete(path, decoded.count, stream.frames or 0)
         if chunk:
             total += len(chunk)
             yield torch.stack(chunk, dim=1)

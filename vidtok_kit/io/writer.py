@@ -4,14 +4,18 @@
 :class:`VideoWriter` encodes each chunk immediately (H.264, yuv420p, the same encoder choice and
 quality mapping as ``write_video``), writes to a hidden temporary file beside the destination and
 renames it into place on :meth:`VideoWriter.close`; an exception inside ``with`` deletes it, so no
-partial video is ever left under the final name.
+partial video is ever left under the final name. A process killed outright cannot delete its
+temporary file, so a writer clears the leftovers of earlier writers of the same destination
+(``.<stem>.<hex>.partial<suffix>``) when it opens: the next run to that output cleans up.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 import secrets
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -49,9 +53,22 @@ class VideoWriter:
         self.encoder = _pick_encoder(path, codec)
         self.frames = 0
         self._tmp = self.path.with_name(f".{self.path.stem}.{secrets.token_hex(4)}.partial{self.path.suffix}")
+        self._clear_leftovers()
         self._out: Any = None
         self._stream: Any = None
         self._size: tuple[int, int] | None = None
+
+    def _clear_leftovers(self) -> None:
+        """Remove the temporary files of earlier, killed writers of this destination (only those:
+        the name pattern is ours, and a file still growing — less than a minute old — is left alone,
+        in case another process writes the same output right now)."""
+        pattern = re.compile(rf"\.{re.escape(self.path.stem)}\.[0-9a-f]{{8}}\.partial{re.escape(self.path.suffix)}")
+        for old in self.path.parent.glob(f".{self.path.stem}.*.partial{self.path.suffix}"):
+            try:
+                if pattern.fullmatch(old.name) and time.time() - old.stat().st_mtime > 60:
+                    old.unlink()
+            except OSError:
+                pass
 
     def __enter__(self) -> VideoWriter:
         return self

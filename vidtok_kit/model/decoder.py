@@ -6,11 +6,12 @@ sits where the recipe says, not mirrored from the encoder: VidTok's placement is
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor, nn
 
-from vidtok_kit.model.encoder import Mid, build_block
+from vidtok_kit.model.encoder import Mid, build_block, run_level, to_layout
 from vidtok_kit.model.layers import ChannelNorm, StreamState, end_conv, swish
 
 if TYPE_CHECKING:
@@ -21,7 +22,15 @@ __all__ = ["Decoder"]
 
 
 class Decoder(nn.Module):
-    """(B, z_channels, T', H', W') -> (B, out_channels, T' * tdf, H' * sf, W' * sf)."""
+    """(B, z_channels, T', H', W') -> (B, out_channels, T' * tdf, H' * sf, W' * sf).
+
+    ``channels_last`` and ``activation_checkpointing``: as :class:`~vidtok_kit.model.encoder.Encoder`'s.
+    """
+
+    #: convert the input to channels-last memory (see :func:`~vidtok_kit.model.encoder.to_layout`)
+    channels_last = False
+    #: recompute each level in the backward (see :func:`~vidtok_kit.model.encoder.run_level`)
+    activation_checkpointing = False
 
     def __init__(self, cfg: ModelConfig, registry: ComponentRegistry) -> None:
         super().__init__()
@@ -59,12 +68,19 @@ class Decoder(nn.Module):
         self.conv_out = end_conv(block_in, cfg.out_channels, kind=cfg.end_conv, mode=mode)
 
     def forward(self, z: Tensor, state: StreamState | None = None) -> Tensor:
-        h = self.mid(self.conv_in(z, state), state)
+        h = self.conv_in(to_layout(z, channels_last=self.channels_last), state)
+        h = run_level(self.mid, h, state, checkpointed=self.activation_checkpointing)
         for level in reversed(self.up):
-            for block in level.block:
-                h = block(h, state)
-            if hasattr(level, "upsample"):
-                h = level.upsample(h, state)
-            if hasattr(level, "time_upsample"):
-                h = level.time_upsample(h, state)
+            h = run_level(partial(_up_level, level), h, state, checkpointed=self.activation_checkpointing)
         return self.conv_out(swish(self.norm_out(h)), state)
+
+
+def _up_level(level: Any, h: Tensor, state: StreamState | None) -> Tensor:
+    """One decoder level: its blocks, then spatial and temporal upsampling."""
+    for block in level.block:
+        h = block(h, state)
+    if hasattr(level, "upsample"):
+        h = level.upsample(h, state)
+    if hasattr(level, "time_upsample"):
+        h = level.time_upsample(h, state)
+    return h

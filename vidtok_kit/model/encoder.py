@@ -6,9 +6,13 @@ key map to original checkpoints stays a short declarative table.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
+import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from vidtok_kit.model.layers import ChannelNorm, SpatialAttention, StreamState, end_conv, swish
 
@@ -16,13 +20,32 @@ if TYPE_CHECKING:
     from vidtok_kit.recipe import ModelConfig
     from vidtok_kit.registry import ComponentRegistry
 
-__all__ = ["Encoder", "Mid", "build_block"]
+__all__ = ["Encoder", "Mid", "build_block", "run_level", "to_layout"]
 
 
 def build_block(cfg: ModelConfig, registry: ComponentRegistry, slot: str, in_ch: int, out_ch: int) -> nn.Module:
     spec = getattr(cfg, slot)
     cls = registry.get("fusion", spec.kind)
     return cls(spec.config, in_channels=in_ch, out_channels=out_ch, mode=cfg.mode)
+
+
+def to_layout(x: Tensor, *, channels_last: bool) -> Tensor:
+    """``x`` in channels-last memory if asked (a layout only: the same numbers), else as it is."""
+    if channels_last and x.ndim == 5:
+        return x.contiguous(memory_format=torch.channels_last_3d)
+    return x
+
+
+def run_level(fn: Callable[..., Tensor], h: Tensor, state: StreamState | None, *, checkpointed: bool) -> Tensor:
+    """``fn(h, state)``, recomputed in the backward instead of keeping its activations when
+    ``checkpointed`` (``torch.utils.checkpoint``, non-reentrant; the RNG state is replayed).
+
+    Only for a whole clip under autograd: a streamed step's state is written during the forward
+    and would be written again by the recomputation.
+    """
+    if checkpointed and state is None and torch.is_grad_enabled():
+        return checkpoint(fn, h, None, use_reentrant=False)
+    return fn(h, state)
 
 
 class Mid(nn.Module):
@@ -41,7 +64,20 @@ class Mid(nn.Module):
 
 
 class Encoder(nn.Module):
-    """(B, in_channels, T, H, W) (already front-padded) -> (B, encoder_channels, T/tdf, H/sf, W/sf)."""
+    """(B, in_channels, T, H, W) (already front-padded) -> (B, encoder_channels, T/tdf, H/sf, W/sf).
+
+    Two per-model choices, set by the trainer (``train.channels_last``,
+    ``train.activation_checkpointing``), never read from a process-wide switch:
+    ``channels_last`` runs the activations in ``torch.channels_last_3d`` memory (the layers keep
+    the layout of their input, and the frame padding before the encoder does not);
+    ``activation_checkpointing`` recomputes each level (and the mid) in the backward instead of
+    keeping its activations.
+    """
+
+    #: convert the input to channels-last memory (see :func:`to_layout`)
+    channels_last = False
+    #: recompute each level in the backward (see :func:`run_level`)
+    activation_checkpointing = False
 
     def __init__(self, cfg: ModelConfig, registry: ComponentRegistry, out_channels: int) -> None:
         super().__init__()
@@ -72,13 +108,19 @@ class Encoder(nn.Module):
 
     def forward(self, x: Tensor, state: StreamState | None = None) -> Tensor:
         """``state`` carries causal context between chunks when streaming; None = whole clip."""
-        h = self.conv_in(x, state)
+        h = self.conv_in(to_layout(x, channels_last=self.channels_last), state)
         for level in self.down:
-            for block in level.block:
-                h = block(h, state)
-            if hasattr(level, "downsample"):
-                h = level.downsample(h, state)
-            if hasattr(level, "time_downsample"):
-                h = level.time_downsample(h, state)
-        h = self.mid(h, state)
+            h = run_level(partial(_down_level, level), h, state, checkpointed=self.activation_checkpointing)
+        h = run_level(self.mid, h, state, checkpointed=self.activation_checkpointing)
         return self.conv_out(swish(self.norm_out(h)), state)
+
+
+def _down_level(level: Any, h: Tensor, state: StreamState | None) -> Tensor:
+    """One encoder level: its blocks, then spatial and temporal downsampling."""
+    for block in level.block:
+        h = block(h, state)
+    if hasattr(level, "downsample"):
+        h = level.downsample(h, state)
+    if hasattr(level, "time_downsample"):
+        h = level.time_downsample(h, state)
+    return h

@@ -7,10 +7,18 @@ downsampled) times :data:`ACTIVATION_FACTOR`, the number of such maps alive at t
 (block input, conv output, norm, activation, layout copies, causal-context concatenations),
 calibrated by measuring peak RSS on CPU (see ``benchmarks/streaming.py``). The per-frame mid
 attention matrix is added on top. When even the smallest chunk does not fit, frames are tiled.
+
+Tiles shrink a step's activations, not everything: the frames read ahead of the model, a step's
+whole-frame input and blended output, and the causal state (kept per tile, so all tiles together
+hold the whole frame's) stay whole-frame sized (:func:`frame_bytes`). The plan charges them first;
+a frame whose fixed part alone exceeds the budget cannot be made to fit by tiling and is refused
+with one line before anything is allocated (:func:`check_frame_budget`). Without these terms a
+1536x1536 frame under ``--max-memory 1G`` peaked at 2 GiB and 4096x4096 under 4G at 7.4 GB.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from typing import TYPE_CHECKING, Literal
 
@@ -27,9 +35,16 @@ __all__ = [
     "DEFAULT_MAX_MEMORY",
     "MAX_CHUNK_FRAMES",
     "MAX_WINDOW_FRAMES",
+    "MIN_MAP_CHANNELS",
     "RUNTIME_BYTES",
+    "READ_AHEAD_FRAMES",
+    "STATE_MAPS",
     "StreamPlan",
     "activation_bytes",
+    "check_frame_budget",
+    "COMPILE_BYTES",
+    "split_compile_budget",
+    "frame_bytes",
     "parse_memory",
     "plan_stream",
 ]
@@ -45,12 +60,42 @@ ACTIVATION_FACTOR = 13
 WHOLE_CLIP_ACTIVATION_FACTOR = {"encode": 8, "decode": 5}
 #: what the process holds besides weights and activations (interpreter, torch, codecs; ~0.4 GiB measured)
 RUNTIME_BYTES = 512 * 2**20
-#: budget when neither a chunk size nor ``--max-memory`` is given
-DEFAULT_MAX_MEMORY = 4 * 2**30
+def _default_budget() -> int:
+    """Half the machine's physical memory, between 4 and 16 GiB: room for whole clips (the fastest
+    form) on a workstation, and the rest of the machine left to the rest of the pipeline."""
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        physical = 8 * 2**30
+    return int(min(16 * 2**30, max(4 * 2**30, physical // 2)))
+
+
+#: budget when neither a chunk size nor ``--max-memory`` is given (:func:`_default_budget`)
+DEFAULT_MAX_MEMORY = _default_budget()
 #: a causal chunk never exceeds this many frames (beyond it, throughput no longer improves)
 MAX_CHUNK_FRAMES = 64
 #: non-causal windows may be longer: the longer the window, the smaller the overlap's share
 MAX_WINDOW_FRAMES = 256
+
+#: what ``torch.compile`` (Inductor) holds in the process while it compiles a step shape: measured
+#: 0.31 GiB on the tiny recipe (a 600M-budget encode peaked at 654 MiB with ``--compile auto``,
+#: 355 MiB without); reserved out of the budget whenever compiling may happen
+COMPILE_BYTES = 768 * 2**20
+#: a feature map narrower than this costs as if it were this wide: kernels' work buffers and
+#: blocked layouts do not shrink with the channels. Measured on the tiny recipes (8 channels at full
+#: resolution, CPU fp32, 128..384 px): 293 (encode) and 410 (decode) floats per pixel and frame at a
+#: step's peak, against 13 x 8 = 104 estimated from the channels; 32 covers both. Models with 128
+#: channels and more (every released one) are unaffected.
+MIN_MAP_CHANNELS = 32
+#: frames decoded from a file ahead of the model (the tokenize pipeline's read chunk)
+READ_AHEAD_FRAMES = 8
+#: pictures an H.264 encoder may hold while a decode streams frames into it (lookahead, B-frames, references)
+X264_FRAMES = 64
+#: causal state carried between steps, in largest per-frame feature maps of the whole frame (all
+#: tiles together), per ``num_res_blocks ** 2``: measured 3.2 / 1.4 (tiny recipes, 1 block per
+#: level, encode / decode) and 15.5 / 15.1 (the released 4x8x8 models, 2 blocks); 4 * blocks**2
+#: covers both (an empirical fit, to be re-measured for deeper models)
+STATE_MAPS = 4
 
 _UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
@@ -76,6 +121,13 @@ def activation_bytes(
 
     ``height`` x ``width`` are pixel sizes in both cases.
     """
+    tokens = (height // model.spatial_factor) * (width // model.spatial_factor)
+    attention = tokens * tokens * 4 / model.temporal_factor  # fp32 scores per latent frame
+    return int(factor * largest_map(model, height, width, which) * itemsize + attention)
+
+
+def largest_map(model: VideoTokenizer, height: int, width: int, which: Literal["encode", "decode"]) -> int:
+    """Elements of the largest feature map per pixel-side frame (``height`` x ``width`` pixels)."""
     cfg = model.config
     largest = 0
     spatial, temporal = 1, 1
@@ -83,8 +135,8 @@ def activation_bytes(
     if which == "decode":  # the deepest level runs at latent size, one frame per tdf output frames
         spatial, temporal = model.spatial_factor, model.temporal_factor
     for i in levels:
-        channels = cfg.base_channels * cfg.channel_mult[i]
-        in_channels = cfg.base_channels * cfg.channel_mult[i - 1 if which == "encode" and i else i]
+        channels = max(MIN_MAP_CHANNELS, cfg.base_channels * cfg.channel_mult[i])
+        in_channels = max(MIN_MAP_CHANNELS, cfg.base_channels * cfg.channel_mult[i - 1 if which == "encode" and i else i])
         size = max(channels, in_channels) * (height // spatial) * (width // spatial) / temporal
         largest = max(largest, int(size))
         if which == "encode":
@@ -99,9 +151,66 @@ def activation_bytes(
                 temporal //= 2
             # after upsampling the level's output is also alive at its new size
             largest = max(largest, int(channels * (height // spatial) * (width // spatial) / temporal))
-    tokens = (height // model.spatial_factor) * (width // model.spatial_factor)
-    attention = tokens * tokens * 4 / model.temporal_factor  # fp32 scores per latent frame
-    return int(factor * largest * itemsize + attention)
+    return largest
+
+
+def _causal(model: VideoTokenizer) -> bool:
+    mode = getattr(model, "mode", None)
+    return bool(getattr(mode, "causal", True))
+
+
+def frame_bytes(
+    model: VideoTokenizer, height: int, width: int, which: Literal["encode", "decode"], itemsize: int, *, tiled: bool,
+) -> int:
+    """Bytes a stream holds at whole-frame size whatever the tiles: frames read ahead (fp32 RGB),
+    the causal state of every tile, and, when tiled, a step's whole input and blended output.
+
+    ``height`` x ``width`` are pixel sizes.
+    """
+    pixels = 3 * height * width * 4
+    tdf = model.temporal_factor
+    # reader side: frames decoded ahead; writer side: a step's frames, and the H.264 encoder's
+    # lookahead, B-frame and reference pictures (yuv420, up to ~64 with x264's medium preset)
+    held = READ_AHEAD_FRAMES * pixels if which == "encode" else 2 * tdf * pixels + X264_FRAMES * height * width * 3 // 2
+    blocks = max(1, int(getattr(model.config, "num_res_blocks", 2)))
+    state = STATE_MAPS * blocks**2 * largest_map(model, height, width, which) * itemsize if _causal(model) else 0
+    step = 0
+    if tiled:  # the chunk (with its front padding) and its prepared copy; decode: output + blend sums
+        step = 4 * tdf * pixels if which == "decode" else 2 * 2 * tdf * pixels
+    return held + state + step
+
+
+def split_compile_budget(max_memory: int | None, compile: str) -> tuple[int, str]:
+    """``(bytes for the stream planner, compile mode)`` under a total budget of ``max_memory``.
+
+    Compiling is charged :data:`COMPILE_BYTES`. Under a budget too tight to hold it next to the
+    runtime with room to spare, ``"auto"`` does not compile (it would cost more memory than the
+    model's steps); ``"on"`` keeps compiling on the rest of the budget (the planner may then refuse).
+    """
+    budget = max_memory or DEFAULT_MAX_MEMORY
+    if compile == "off":
+        return budget, compile
+    if compile == "auto" and budget < RUNTIME_BYTES + 2 * COMPILE_BYTES:
+        return budget, "off"
+    return max(1, budget - COMPILE_BYTES), compile
+
+
+def check_frame_budget(
+    model: VideoTokenizer, height: int, width: int, *, max_memory: int | None, itemsize: int = 4,
+    decode: bool = False, what: str = "frame",
+) -> StreamPlan:
+    """The encode plan for ``height`` x ``width`` pixel frames, or one :class:`InputError` line
+    (prefixed by ``what``) when one frame cannot fit ``max_memory`` even tiled; ``decode`` checks the
+    decoder's side too (reconstruct). Call it before reading a frame: it allocates nothing."""
+    budget = max_memory or DEFAULT_MAX_MEMORY
+    try:
+        plan = plan_stream(model, height, width, "encode", max_memory=budget, itemsize=itemsize)
+        if decode:
+            sf = model.spatial_factor
+            plan_stream(model, max(1, height // sf), max(1, width // sf), "decode", max_memory=budget, itemsize=itemsize)
+    except InputError as exc:
+        raise InputError(f"{what}: {exc}") from None
+    return plan
 
 
 @attrs.frozen(kw_only=True)
@@ -135,8 +244,9 @@ def plan_stream(
     """
     tdf, sf = model.temporal_factor, model.spatial_factor
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    free = max_memory - RUNTIME_BYTES - weights
     px_h, px_w = (height, width) if which == "encode" else (height * sf, width * sf)
+    fixed = RUNTIME_BYTES + weights + frame_bytes(model, px_h, px_w, which, itemsize, tiled=False)
+    free = max_memory - fixed
     unit_frames = tdf  # frames produced or consumed per latent
 
     def cost(h: int, w: int, latents: int) -> int:
@@ -146,7 +256,15 @@ def plan_stream(
         latents = max(1, min(free // cost(px_h, px_w, 1), max_frames // unit_frames or 1))
         return StreamPlan(
             chunk=int(latents) * (tdf if which == "encode" else 1),
-            estimated_bytes=RUNTIME_BYTES + weights + cost(px_h, px_w, int(latents)),
+            estimated_bytes=fixed + cost(px_h, px_w, int(latents)),
+        )
+    fixed = RUNTIME_BYTES + weights + frame_bytes(model, px_h, px_w, which, itemsize, tiled=True)
+    free = max_memory - fixed
+    if free <= 0:  # tiles cannot shrink what is held at whole-frame size
+        raise InputError(
+            f"{px_w}x{px_h} frames do not fit: max memory {max_memory / 2**30:.2f} GiB is too small, they need "
+            f"{fixed / 2**30:.2f} GiB before any tile runs (runtime, weights, frame buffers and causal state); "
+            "use a smaller --size or a larger --max-memory"
         )
     # one latent step of the whole frame does not fit: tile (side in pixels, a multiple of 2 * sf)
     overlap_px = 4 * sf
@@ -156,12 +274,12 @@ def plan_stream(
     if free <= 0 or cost(min(side, px_h), min(side, px_w), 1) > free:
         raise InputError(
             f"max memory {max_memory / 2**30:.2f} GiB is too small for this model "
-            f"({RUNTIME_BYTES / 2**30:.2f} GiB runtime, {weights / 2**30:.2f} GiB of weights and at least one {side}x{side} tile)"
+            f"({fixed / 2**30:.2f} GiB runtime, weights and whole-frame buffers, and at least one {side}x{side} tile)"
         )
     scale = 1 if which == "encode" else sf
     return StreamPlan(
         chunk=tdf if which == "encode" else 1,
         tile=side // scale,
         tile_overlap=overlap_px // scale,
-        estimated_bytes=RUNTIME_BYTES + weights + cost(min(side, px_h), min(side, px_w), 1),
+        estimated_bytes=fixed + cost(min(side, px_h), min(side, px_w), 1),
     )

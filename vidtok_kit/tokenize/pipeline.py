@@ -23,6 +23,7 @@ from vidtok_kit.errors import InputError
 from vidtok_kit.io import ClipPolicy, iter_video_chunks, probe_video
 from vidtok_kit.io.policy import as_fraction, select_frames
 from vidtok_kit.model.layers import TimeMode
+from vidtok_kit.stream.budget import READ_AHEAD_FRAMES, RUNTIME_BYTES, check_frame_budget
 from vidtok_kit.tokenize.tokens import TokenMeta, load_tokens, save_tokens
 
 if TYPE_CHECKING:
@@ -35,12 +36,14 @@ __all__ = [
     "count_frames",
     "decode_file",
     "encode_file",
+    "encode_video",
     "load_tokenizer",
     "reconstruct_file",
 ]
 
 #: frames decoded from the file per read; the engine re-chunks, so this only bounds read-ahead
-READ_CHUNK = 8
+#: (the memory planner charges it: :data:`vidtok_kit.stream.budget.READ_AHEAD_FRAMES`)
+READ_CHUNK = READ_AHEAD_FRAMES
 
 Progress = Callable[[int], None]
 
@@ -53,6 +56,7 @@ class RunOptions:
     max_memory: int | None = None  #: bytes; picks chunk (and tile) sizes when chunk_frames is None
     tile: int | None = None  #: spatial tile side in pixels
     precision: str = "fp32"
+    reserved: int = 0  #: bytes of the user's budget set aside beyond ``max_memory`` (torch.compile), for messages
 
 
 def load_tokenizer(
@@ -64,12 +68,15 @@ def load_tokenizer(
     precision: str = "fp32",
     compile: str | None = None,
     stored_recipe: str | None = None,
+    stored_in: str | Path | None = None,
 ) -> Tokenizer:
     """The tokenizer a command runs (:func:`vidtok_kit.load`), its recipe from ``recipe``, else
     ``stored_recipe`` (a token file's), else the checkpoint (ours carry theirs).
 
     Without a checkpoint the weights are random, drawn with a fixed seed so that encode and decode
     runs build the same model. ``tok.provenance`` is what a token file records.
+
+    :param stored_in: the file ``stored_recipe`` was read from, named by the error when it is damaged.
     """
     import tomllib
 
@@ -77,11 +84,12 @@ def load_tokenizer(
     from vidtok_kit.recipe import recipe_from_dict
 
     if recipe is None and stored_recipe is not None:
+        where = f"{stored_in}" if stored_in is not None else "the token file"
         try:
             data = tomllib.loads(stored_recipe)
         except tomllib.TOMLDecodeError as exc:
-            raise InputError(f"the token file's recorded recipe is damaged ({exc})") from None
-        recipe = recipe_from_dict(data, registry=registry, source="token file (stored recipe)")
+            raise InputError(f"{where}: its recorded recipe is damaged (not TOML: {exc})") from None
+        recipe = recipe_from_dict(data, registry=registry, source=f"{where} (stored recipe)")
     if recipe is None and checkpoint is None:
         raise InputError("no --recipe given (it may be omitted only with a vidtok-kit checkpoint, which carries its recipe)")
     return load(recipe, checkpoint, device=device, dtype=precision, compile=compile, registry=registry)
@@ -94,7 +102,7 @@ def count_frames(path: str | Path, policy: ClipPolicy) -> int:
     be known before the first step; counting costs one decode pass (no RGB conversion or resize),
     which is small next to the model.
     """
-    from vidtok_kit.io.video import _decoded, _open, _source_rate
+    from vidtok_kit.io.video import _Counting, _decoded, _open, _source_rate, check_complete
 
     container, stream = _open(path)
     with container:
@@ -102,7 +110,11 @@ def count_frames(path: str | Path, policy: ClipPolicy) -> int:
         start = as_fraction(policy.start_s) if policy.start_s else None
         end = as_fraction(policy.end_s) if policy.end_s is not None else None
         fps = as_fraction(policy.fps) if policy.fps else None
-        return sum(1 for _ in select_frames(_decoded(path, container, stream), fps=fps, start=start, end=end, period=period))
+        decoded = _Counting(_decoded(path, container, stream))
+        count = sum(1 for _ in select_frames(decoded, fps=fps, start=start, end=end, period=period))
+        if policy.start_s is None and policy.end_s is None:
+            check_complete(path, decoded.count, stream.frames or 0)
+        return count
 
 
 def _estimate_frames(info: Any, policy: ClipPolicy) -> int:
@@ -118,6 +130,44 @@ def _sampling(policy: ClipPolicy, fps: float) -> str:
     if policy.fps is None:
         return f"every frame ({fps:g} fps)"
     return f"resampled to {policy.fps:g} fps, nearest source frame by timestamp"
+
+
+def _check_before_decoding(model: Tokenizer, source: str | Path, info: Any, policy: ClipPolicy, geometry: Any,
+                           run: RunOptions, which: str) -> None:
+    """Refuse, before a frame is decoded or a tensor allocated, a frame rate that would repeat
+    frames without bound and a frame size that cannot fit the memory budget even tiled."""
+    policy.check_source_rate(info.fps, path=source)
+    net = _torch_model(model)
+    if net is None:  # exported graphs: their shapes are fixed at export, checked by the runtime
+        return
+    itemsize = {"bf16": 2, "fp16": 2}.get(run.precision, 4)
+    budget = _shared_budget(model, run).max_memory if which == "reconstruct" else run.max_memory
+    try:
+        check_frame_budget(net, geometry.height, geometry.width, max_memory=budget, itemsize=itemsize,
+                           decode=which == "reconstruct", what=f"{source}: --size {policy.size}" if policy.size else f"{source}")
+    except InputError as exc:
+        if not run.reserved:
+            raise
+        raise InputError(f"{exc} ({run.reserved / 2**30:.2f} GiB of the budget is kept for torch.compile; --compile off frees it)") from None
+
+
+def _torch_model(model: Tokenizer) -> Any:
+    """The PyTorch model behind ``model``, or None for exported graphs (``InferenceTokenizer.model`` raises)."""
+    try:
+        return model.model  # type: ignore[attr-defined]
+    except AttributeError:
+        return None
+
+
+def _shared_budget(model: Tokenizer, run: RunOptions) -> RunOptions:
+    """Half the budget's free part for each of two streams that run at once (reconstruct: the
+    encoder and the decoder): each plan charges the runtime and the weights, which they share."""
+    if run.max_memory is None:
+        return run
+    net = _torch_model(model)
+    weights = 0 if net is None else sum(p.numel() * p.element_size() for p in net.parameters())
+    fixed = RUNTIME_BYTES + weights
+    return attrs.evolve(run, max_memory=fixed + max(0, run.max_memory - fixed) // 2)
 
 
 def _encoder_options(run: RunOptions) -> dict[str, Any]:
@@ -149,7 +199,22 @@ def encode_file(
     provenance: dict[str, Any],
     progress: Callable[[int | None], Progress] | None = None,
 ) -> TokenMeta:
-    """Encode one video file into a token file; returns what was recorded.
+    """Encode one video file into a token file (:func:`encode_video`); returns what was recorded."""
+    tokens, meta = encode_video(model, source, policy=policy, run=run, provenance=provenance, progress=progress)
+    save_tokens(dest, tokens, meta)
+    return meta
+
+
+def encode_video(
+    model: Tokenizer,
+    source: str | Path,
+    *,
+    policy: ClipPolicy,
+    run: RunOptions,
+    provenance: dict[str, Any],
+    progress: Callable[[int | None], Progress] | None = None,
+) -> tuple[Tensor, TokenMeta]:
+    """Encode one video file: its tokens (indices (T', H', W') or latents (C, T', H', W')) and metadata.
 
     :param policy: frame rate / time window / resize options (``multiple`` = the spatial factor).
     :param provenance: ``recipe`` (TOML), ``checkpoint``, ``checkpoint_sha256``, ``random_init_seed``.
@@ -158,6 +223,7 @@ def encode_file(
     """
     info = probe_video(source)  # fails fast on missing / not-a-video / no frames
     geometry = policy.geometry(info.width, info.height, path=source)  # fails on sizes the model cannot take
+    _check_before_decoding(model, source, info, policy, geometry, run, "encode")
     num_frames = count_frames(source, policy) if model.mode is TimeMode.CAUSAL_V1_1 else None
     tick = progress(num_frames or _estimate_frames(info, policy)) if progress else None
     encoder = model.streaming_encoder(num_frames=num_frames, **_encoder_options(run))
@@ -192,8 +258,7 @@ def encode_file(
         precision=run.precision,
         **provenance,
     )
-    save_tokens(dest, tokens, meta)
-    return meta
+    return tokens, meta
 
 
 def _latent_chunks(model: Tokenizer, tokens: Tensor, meta: TokenMeta, step: int = 16) -> Iterator[Tensor]:
@@ -229,7 +294,7 @@ def decode_file(
             writer.write(_crop(frames, meta.geometry)[0])
             if tick is not None:
                 tick(frames.shape[2])
-    return meta
+    return attrs.evolve(meta, frame_count=writer.frames)
 
 
 def check_tokens_fit(model: Tokenizer, tokens: Tensor, meta: TokenMeta, *, source: str) -> None:
@@ -245,6 +310,14 @@ def check_tokens_fit(model: Tokenizer, tokens: Tensor, meta: TokenMeta, *, sourc
         raise InputError(f"{source}: token {int(tokens.max())} is outside the codebook of {model.codebook_size}")
     if meta.kind == "latent" and tokens.shape[0] != model.z_channels:
         raise InputError(f"{source}: latent has {tokens.shape[0]} channels, the model takes {model.z_channels}")
+    # the metadata's frame count is a claim: the tokens decide how many frames there are
+    latents = tokens.shape[0 if meta.kind == "indices" else 1]
+    padded = meta.frame_count + meta.tail_pad  # what was encoded: the frames plus the tail padding
+    if meta.frame_count < 1 or meta.tail_pad < 0 or meta.front_pad < 0 or model.latent_frames(padded) != latents:
+        raise InputError(
+            f"{source}: metadata says {meta.frame_count} frames (tail padding {meta.tail_pad}), but its {latents} "
+            f"latent frames hold about {model.output_frames(latents) - meta.tail_pad}: the file is damaged"
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -273,7 +346,9 @@ def reconstruct_file(
     from vidtok_kit.metrics import psnr_per_frame, ssim_per_frame
 
     info = probe_video(source)
-    geometry = attrs.asdict(policy.geometry(info.width, info.height, path=source))
+    frame_geometry = policy.geometry(info.width, info.height, path=source)
+    _check_before_decoding(model, source, info, policy, frame_geometry, run, "reconstruct")
+    geometry = attrs.asdict(frame_geometry)
     num_frames = count_frames(source, policy) if model.mode is TimeMode.CAUSAL_V1_1 else None
     tick = progress(num_frames or _estimate_frames(info, policy)) if progress else None
     pending: deque[Tensor] = deque()  # input frames read but not yet matched by decoded ones
@@ -283,6 +358,7 @@ def reconstruct_file(
             pending.extend(chunk.unbind(dim=2))
             yield chunk
 
+    run = _shared_budget(model, run)
     encoder = model.streaming_encoder(num_frames=num_frames, **_encoder_options(run))
     total = model.latent_frames(num_frames) if num_frames is not None else None
     decoder = model.streaming_decoder(front_pad=encoder.front_pad, num_frames=num_frames, total_latents=total,

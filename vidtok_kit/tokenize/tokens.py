@@ -20,8 +20,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
-from vidtok_kit.convert.checkpoint import atomic_write
 from vidtok_kit.errors import InputError
+from vidtok_kit.io.outputs import atomic_write  # umask permissions, like any open()-created file
 
 __all__ = ["FORMAT", "TokenMeta", "load_tokens", "read_token_meta", "save_tokens"]
 
@@ -35,7 +35,7 @@ class TokenMeta:
 
     kind: str  #: "indices" or "latent"
     recipe: str  #: resolved recipe TOML of the model
-    checkpoint: str  #: checkpoint path as given, "" for a randomly initialised model
+    checkpoint: str  #: absolute checkpoint path (decode finds it from any folder), "" for a randomly initialised model
     checkpoint_sha256: str  #: short content hash of the checkpoint, "" for random init
     random_init_seed: int | None = None  #: seed of a randomly initialised model, None with a checkpoint
     source: str  #: the video file as given

@@ -40,6 +40,7 @@ from vidtok_kit.train.setup import (
     prepare_run_dir,
     write_run_files,
 )
+from vidtok_kit.train.speed import prepare_for_training
 
 __all__ = ["Trainer", "TrainingError"]
 
@@ -103,6 +104,12 @@ class Trainer:
         self.opt_d = build_optimizer(self.disc_params, kind=c.optimizer, lr=c.loss.disc_lr, betas=c.betas, weight_decay=c.weight_decay)
         self.schedule = LRSchedule(kind=c.lr_schedule, warmup_steps=c.warmup_steps, total_steps=c.steps, min_ratio=c.lr_min_ratio)
         self.ema = EMA(self.model, c.ema_decay) if c.ema_decay > 0 else None
+        # after the EMA copy: a compiled forward is bound to the module it was made from, and
+        # evaluation of the EMA weights keeps the plain eager model
+        self.compiled = prepare_for_training(
+            self.model, arithmetic=c.arithmetic, channels_last=c.channels_last, compile=c.compile,
+            activation_checkpointing=c.activation_checkpointing, discriminator=self.loss_fn.discriminator,
+        )
         self.step, self.samples_seen, self.bad_steps, self.bad_streak, self.skipped_clips = 0, 0, 0, 0, 0
         torch.manual_seed(c.seed + self.dist.rank)  # different KL noise per rank
         if ckpt is not None:

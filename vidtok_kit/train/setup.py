@@ -26,9 +26,11 @@ __all__ = ["build_loss", "check_shapes", "freeze", "load_init", "memory_bytes", 
 
 log = logging.getLogger("vidtok_kit.train")
 
-#: recipe sections that may change when a run is resumed (schedule length, logging cadence)
+#: recipe sections that may change when a run is resumed (schedule length, logging cadence, and
+#: the speed options, which change how a step is computed but not what it computes)
 _RESUMABLE_CHANGES = ("train.steps", "train.log_every", "train.save_every", "train.eval_every", "train.keep_last",
-                      "train.max_bad_steps", "data.num_workers", "data.cache_mb", "train.device")
+                      "train.max_bad_steps", "data.num_workers", "data.cache_mb", "train.device",
+                      "train.arithmetic", "train.channels_last", "train.compile", "train.activation_checkpointing")
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
