@@ -17,7 +17,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from vidtok_kit.export.checkplan import Check, CostModel, check_plan, full_shape, graph_point, named_sizes, trace_point
+from vidtok_kit.export.checkplan import (
+    Check,
+    CostModel,
+    check_plan,
+    full_shape,
+    graph_point,
+    named_sizes,
+    trace_point,
+)
 from vidtok_kit.export.deps import ExportError, require_onnx, require_onnxruntime, require_tensorrt
 from vidtok_kit.export.manifest import FORMAT, VERSION, write_manifest
 from vidtok_kit.export.parity import TOLERANCES, Tolerance, check_outputs, raise_on_failure, rounding_margin

@@ -92,10 +92,15 @@ def state_specs(model: VideoTokenizer, which: str, chunk: int) -> tuple[list[Ten
     else:
         channels, t, unit, names = model.config.z_channels, chunk, 1, ("batch", "latent_height", "latent_width")
     probe = {"batch": 1, "h": unit, "w": unit}
+    # shapes only: a meta-device copy of the architecture runs the probe steps without computing
+    # anything (on the released model, probing the real one took ~10 s per call on 2 cores)
+    from vidtok_kit.model.autoencoder import build_model
+
+    meta = build_model(model.config, device="meta")
 
     def layout(scale: dict[str, int]) -> list[tuple[int, ...]]:
         b, h, w = (probe[k] * scale.get(k, 1) for k in ("batch", "h", "w"))
-        return [e.shape for e in state_layout(model, which, (b, channels, t, h, w))]  # type: ignore[arg-type]
+        return [e.shape for e in state_layout(meta, which, (b, channels, t, h, w))]  # type: ignore[arg-type]
 
     base, scaled = layout({}), layout(_PRIMES)
     past, present = [], []

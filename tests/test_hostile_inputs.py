@@ -584,3 +584,31 @@ def test_set_value_that_came_from_the_command_line_is_blamed_on_it() -> None:
 def test_cli_module_has_no_private_shape_parser_left() -> None:
     """``--shape`` is parsed in one place (``vidtok_kit.profile.parse_shape``), bounded there."""
     assert not hasattr(cli_module, "_parse_shape")
+
+
+def test_every_checkpoint_form_a_user_points_at(hostile_cli: click.Group, trained_run: Path, tmp_path: Path) -> None:
+    """The directory ``train`` prints, the run directory, the weights file and its JSON sidecar all
+    give the same tokens; a folder without weights and ``--ema`` without EMA weights are one line."""
+    import torch
+
+    import vidtok_kit
+    from vidtok_kit.errors import CheckpointError
+    from vidtok_kit.tokenize import load_tokens
+
+    video = _clip(tmp_path)
+    step = trained_run / "checkpoints" / "step_00000002"
+    tokens = []
+    for i, checkpoint in enumerate((step, trained_run, step / "model.safetensors", step / "model.json")):
+        out = tmp_path / f"t{i}.safetensors"
+        result = CliRunner().invoke(hostile_cli, ["encode", str(video), "--checkpoint", str(checkpoint), "-o", str(out)])
+        assert result.exit_code == 0, result.output
+        tokens.append(load_tokens(out)[0])
+    assert all(torch.equal(t, tokens[0]) for t in tokens)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = CliRunner().invoke(hostile_cli, ["encode", str(video), "--checkpoint", str(empty), "-o", str(tmp_path / "x.safetensors")])
+    assert result.exit_code != 0 and "expected a checkpoint directory holding model.safetensors" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) <= 3
+    assert not (tmp_path / "x.safetensors").exists()
+    with pytest.raises(CheckpointError, match="no EMA weights"):
+        vidtok_kit.load(step, ema=True)

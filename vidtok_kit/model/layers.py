@@ -232,7 +232,7 @@ class TimeConv(nn.Module):
             and x.ndim == 5
             and conv.stride[0] == 1
             and self.fast_arithmetic
-            and x.is_contiguous(memory_format=torch.channels_last_3d)
+            and keeps_channels_last(x)  # a layout trick: never while a graph is exported
         )
 
     def _conv(self, x: Tensor) -> Tensor:
