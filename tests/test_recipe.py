@@ -214,6 +214,7 @@ train.steps train.batch_size train.num_frames train.resolution train.optimizer t
 train.weight_decay train.grad_clip train.warmup_steps train.lr_schedule train.precision train.ema_decay
 train.seed train.frozen train.init_from train.log_every train.save_every train.eval_every train.keep_last
 train.max_bad_steps train.lr_min_ratio train.device train.deterministic
+train.arithmetic train.channels_last train.compile train.activation_checkpointing
 train.loss.perceptual_weight train.loss.vgg_weights train.loss.lpips_weights train.loss.logvar_init
 train.loss.disc_weight train.loss.disc_start train.loss.disc_type train.loss.disc_lr train.loss.lecam_weight
 train.loss.regularizer_weight train.loss.disc_factor train.loss.disc_num_layers

@@ -20,27 +20,14 @@ from typing import Any
 
 import pytest
 import torch
-from click.testing import CliRunner, Result
 
-from vidtok_kit.cli import cli
 from vidtok_kit.io import write_video
 from vidtok_kit.io.outputs import file_mode
 from vidtok_kit.tokenize import read_token_meta
-from vidtok_kit.tokenize.commands import commands
 
 TINY = Path(__file__).resolve().parents[2] / "recipes" / "tiny" / "fsq_causal.toml"
 
 
-@pytest.fixture
-def run(monkeypatch: pytest.MonkeyPatch, fresh_cli: None):
-    monkeypatch.setattr(cli, "commands", dict(cli.commands))
-    for command in commands:
-        cli.add_command(command)
-
-    def invoke(*args: object) -> Result:
-        return CliRunner().invoke(cli, [str(a) for a in args])
-
-    return invoke
 
 
 def clip(path: Path, frames: int = 9, size: int = 32, fps: float = 8.0, seed: int = 0) -> Path:

@@ -16,9 +16,7 @@ import click
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner, Result
 
-from vidtok_kit.cli import cli
 from vidtok_kit.io import probe_video, read_video, sample_videos, write_video
 from vidtok_kit.metrics import psnr_per_frame, ssim_per_frame
 from vidtok_kit.pluginmanager import default_registry
@@ -30,17 +28,6 @@ from vidtok_kit.tokenize.commands import commands
 FSQ = {"regularizer": {"kind": "fsq", "levels": [8, 8, 8]}, "z_channels": 3}
 
 
-@pytest.fixture
-def run(monkeypatch: pytest.MonkeyPatch, fresh_cli: None):
-    """Invoke the root group with the tokenize commands added (undone after the test)."""
-    monkeypatch.setattr(cli, "commands", dict(cli.commands))
-    for command in commands:
-        cli.add_command(command)
-
-    def invoke(*args: object) -> Result:
-        return CliRunner().invoke(cli, [str(a) for a in args])
-
-    return invoke
 
 
 @pytest.fixture(scope="module")
