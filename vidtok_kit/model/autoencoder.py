@@ -17,6 +17,7 @@ from vidtok_kit.model.layers import StreamState
 if TYPE_CHECKING:
     from vidtok_kit.recipe import ModelConfig, Recipe
     from vidtok_kit.registry import ComponentRegistry
+    from vidtok_kit.stream.backend import TokenizerFacts
 
 __all__ = ["AutoencoderOutput", "VideoTokenizer", "build_model"]
 
@@ -62,6 +63,24 @@ class VideoTokenizer(nn.Module):
     def discrete(self) -> bool:
         return bool(self.regularizer.discrete)
 
+    @property
+    def facts(self) -> TokenizerFacts:
+        """What this tokenizer is (mode, factors, channels, codebook), as inference backends describe it."""
+        from vidtok_kit.stream.backend import TokenizerFacts
+
+        cfg, reg = self.config, self.regularizer
+        return TokenizerFacts(
+            mode=self.mode,
+            temporal_factor=self.temporal_factor,
+            spatial_factor=self.spatial_factor,
+            in_channels=cfg.in_channels,
+            out_channels=cfg.out_channels,
+            z_channels=cfg.z_channels,
+            discrete=self.discrete,
+            codebook_size=reg.codebook_size if self.discrete else None,
+            index_dtype=reg.index_dtype if self.discrete else None,
+        )
+
     def latent_frames(self, frames: int) -> int:
         """Latent frames for ``frames`` input frames."""
         return frame_rules.latent_frames(frames, tdf=self.temporal_factor, mode=self.mode)
@@ -72,9 +91,7 @@ class VideoTokenizer(nn.Module):
 
     def check_video(self, x: Tensor) -> None:
         """Raise :class:`InputError` (one line, saying what is allowed) for a video the model cannot take."""
-        from vidtok_kit.stream.torch_backend import facts_of
-
-        facts_of(self).check_video(x)
+        self.facts.check_video(x)
 
     def pad_frames(self, x: Tensor) -> Tensor:
         """Prepend copies of frame 0 as the causal conventions require."""
@@ -102,9 +119,7 @@ class VideoTokenizer(nn.Module):
 
     def decode_indices(self, indices: Tensor, *, num_frames: int | None = None) -> Tensor:
         """Integer tokens (B, T', H', W') of a discrete model -> video."""
-        from vidtok_kit.stream.torch_backend import facts_of
-
-        facts_of(self).check_indices(indices)
+        self.facts.check_indices(indices)
         latent = self.regularizer.indices_to_latent(indices)
         return self.decode(latent.to(self._param_dtype()), num_frames=num_frames)
 
@@ -127,9 +142,7 @@ class VideoTokenizer(nn.Module):
         return next(self.decoder.parameters()).dtype
 
     def _check_latent(self, latent: Tensor) -> None:
-        from vidtok_kit.stream.torch_backend import facts_of
-
-        facts_of(self).check_latent(latent)
+        self.facts.check_latent(latent)
 
 
 def build_model(recipe: Recipe | ModelConfig | Any, *, registry: ComponentRegistry | None = None, device: Any = None) -> VideoTokenizer:

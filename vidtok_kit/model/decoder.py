@@ -7,11 +7,11 @@ sits where the recipe says, not mirrored from the encoder: VidTok's placement is
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
 
-from vidtok_kit.model.encoder import Mid, build_block, run_level, to_layout
+from vidtok_kit.model.encoder import Mid, build_block, run_blocks_then_resample, run_level, to_layout
 from vidtok_kit.model.layers import ChannelNorm, StreamState, end_conv, swish
 
 if TYPE_CHECKING:
@@ -71,16 +71,6 @@ class Decoder(nn.Module):
         h = self.conv_in(to_layout(z, channels_last=self.channels_last), state)
         h = run_level(self.mid, h, state, checkpointed=self.activation_checkpointing)
         for level in reversed(self.up):
-            h = run_level(partial(_up_level, level), h, state, checkpointed=self.activation_checkpointing)
+            h = run_level(partial(run_blocks_then_resample, level, "upsample", "time_upsample"), h, state,
+                          checkpointed=self.activation_checkpointing)
         return self.conv_out(swish(self.norm_out(h)), state)
-
-
-def _up_level(level: Any, h: Tensor, state: StreamState | None) -> Tensor:
-    """One decoder level: its blocks, then spatial and temporal upsampling."""
-    for block in level.block:
-        h = block(h, state)
-    if hasattr(level, "upsample"):
-        h = level.upsample(h, state)
-    if hasattr(level, "time_upsample"):
-        h = level.time_upsample(h, state)
-    return h

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from vidtok_kit.recipe import ModelConfig
     from vidtok_kit.registry import ComponentRegistry
 
-__all__ = ["Encoder", "Mid", "build_block", "run_level", "to_layout"]
+__all__ = ["Encoder", "Mid", "build_block", "run_blocks_then_resample", "run_level", "to_layout"]
 
 
 def build_block(cfg: ModelConfig, registry: ComponentRegistry, slot: str, in_ch: int, out_ch: int) -> nn.Module:
@@ -110,17 +110,18 @@ class Encoder(nn.Module):
         """``state`` carries causal context between chunks when streaming; None = whole clip."""
         h = self.conv_in(to_layout(x, channels_last=self.channels_last), state)
         for level in self.down:
-            h = run_level(partial(_down_level, level), h, state, checkpointed=self.activation_checkpointing)
+            h = run_level(partial(run_blocks_then_resample, level, "downsample", "time_downsample"), h, state,
+                          checkpointed=self.activation_checkpointing)
         h = run_level(self.mid, h, state, checkpointed=self.activation_checkpointing)
         return self.conv_out(swish(self.norm_out(h)), state)
 
 
-def _down_level(level: Any, h: Tensor, state: StreamState | None) -> Tensor:
-    """One encoder level: its blocks, then spatial and temporal downsampling."""
+def run_blocks_then_resample(level: Any, spatial: str, temporal: str, h: Tensor, state: StreamState | None) -> Tensor:
+    """One level of the encoder or decoder: its blocks, then its spatial and temporal samplers
+    (the attributes ``spatial`` / ``temporal``, where the level has them)."""
     for block in level.block:
         h = block(h, state)
-    if hasattr(level, "downsample"):
-        h = level.downsample(h, state)
-    if hasattr(level, "time_downsample"):
-        h = level.time_downsample(h, state)
+    for name in (spatial, temporal):
+        if hasattr(level, name):
+            h = getattr(level, name)(h, state)
     return h

@@ -30,30 +30,14 @@ from torch import Tensor
 from vidtok_kit.compiled import CompiledFunction, CompileMode
 from vidtok_kit.errors import InputError
 from vidtok_kit.model.shortcuts import Arithmetic, set_arithmetic
-from vidtok_kit.stream.backend import EncodedChunk, TokenizerFacts, Which
+from vidtok_kit.stream.backend import EncodedChunk, Which
 from vidtok_kit.stream.steps import decode_step, encode_step
 
 if TYPE_CHECKING:
     from vidtok_kit.model.autoencoder import VideoTokenizer
     from vidtok_kit.stream.budget import StreamPlan
 
-__all__ = ["TorchBackend", "facts_of"]
-
-
-def facts_of(model: VideoTokenizer) -> TokenizerFacts:
-    """The :class:`TokenizerFacts` of a PyTorch model."""
-    cfg, reg = model.config, model.regularizer
-    return TokenizerFacts(
-        mode=model.mode,
-        temporal_factor=model.temporal_factor,
-        spatial_factor=model.spatial_factor,
-        in_channels=cfg.in_channels,
-        out_channels=cfg.out_channels,
-        z_channels=cfg.z_channels,
-        discrete=model.discrete,
-        codebook_size=reg.codebook_size if model.discrete else None,
-        index_dtype=reg.index_dtype if model.discrete else None,
-    )
+__all__ = ["TorchBackend"]
 
 
 def _network_dtype(model: VideoTokenizer) -> torch.dtype:
@@ -93,7 +77,7 @@ class TorchBackend:
         self.model = model.eval()
         self.arithmetic = arithmetic
         set_arithmetic(self.model, arithmetic)
-        self.facts = facts_of(self.model)
+        self.facts = self.model.facts
         param = next(self.model.decoder.parameters())
         self.device, self.dtype = param.device, param.dtype
         self.channels_last = channels_last
