@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 
 from vidtok_kit.errors import InputError
-from vidtok_kit.model.frames import V11_MIN_FIRST_LATENTS, first_step_latents
+from vidtok_kit.model.frames import V11_MIN_FIRST_LATENTS
 from vidtok_kit.model.layers import StreamState, TimeMode
 
 if TYPE_CHECKING:
@@ -49,7 +49,6 @@ __all__ = [
     "StateEntry",
     "decode_step",
     "encode_step",
-    "first_step_latents",
     "initial_state",
     "state_layout",
 ]
