@@ -12,6 +12,7 @@ raised as they are: they would fail eagerly too.
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any, Literal
@@ -20,14 +21,17 @@ import torch
 
 from vidtok_kit.errors import InputError
 
-__all__ = ["COMPILE_MODES", "CompileMode", "CompiledFunction"]
+__all__ = ["AUTO_COMPILE_AFTER_SECONDS", "COMPILE_MODES", "CompileMode", "CompiledFunction"]
 
 CompileMode = Literal["off", "on", "auto"]
 COMPILE_MODES: tuple[CompileMode, ...] = ("off", "on", "auto")
-#: ``compile="auto"`` compiles a call signature (input shapes, dtypes, flags) on its n-th call: a
-#: shape that comes back is a stream's steady chunk or a dataset's clip size, worth a graph; a
-#: one-off call runs eagerly and never pays for compiling
-AUTO_COMPILE_AT_CALL = 2
+#: ``compile="auto"`` compiles a call signature (input shapes, dtypes, flags) once the calls of it
+#: have spent this many seconds running eagerly, and it comes back: the rent-or-buy rule, which never
+#: pays more than twice the better choice made in hindsight. Compiling a released model's encoder
+#: or decoder takes ~60-80 s on 2 CPU cores with a cold cache and ~10 s with Inductor's on-disk
+#: cache warm, for ~1.1-1.3x faster steps: a 136-frame 64x64 clip (~20 s eager) must not compile,
+#: a folder of clips should
+AUTO_COMPILE_AFTER_SECONDS = 30.0
 #: graphs kept per function (dynamo's default of 8 is too few for first / steady / last steps of
 #: several clip sizes in one process)
 RECOMPILE_LIMIT = 64
@@ -74,29 +78,40 @@ class CompiledFunction:
         self._compiled: Callable[..., Any] | None = None
         #: why compiling failed (one line), or None while compiled calls work
         self.failure: str | None = None
-        #: compile a signature on this call of it (1: every call compiled)
-        self.compile_at_call = 1
-        self._seen: dict[tuple[Any, ...], int] = {}
+        #: compile a signature that comes back after this many seconds of eager calls (None:
+        #: compile every call, ``"on"``)
+        self.compile_after_seconds: float | None = None
+        self._eager_seconds: dict[Any, float] = {}
 
     @classmethod
     def for_mode(cls, fn: Callable[..., Any], *, name: str, mode: CompileMode) -> Callable[..., Any]:
-        """``fn`` itself (``"off"``), compiled from the first call (``"on"``) or from a signature's
-        second call (``"auto"``, see :data:`AUTO_COMPILE_AT_CALL`)."""
+        """``fn`` itself (``"off"``), compiled from the first call (``"on"``) or once a signature
+        has cost enough eager time (``"auto"``, see :data:`AUTO_COMPILE_AFTER_SECONDS`)."""
         if mode not in COMPILE_MODES:
             raise InputError(f"compile must be one of {', '.join(COMPILE_MODES)}, got {mode!r}")
         if mode == "off":
             return fn
         compiled = cls(fn, name=name)
-        compiled.compile_at_call = AUTO_COMPILE_AT_CALL if mode == "auto" else 1
+        compiled.compile_after_seconds = AUTO_COMPILE_AFTER_SECONDS if mode == "auto" else None
         return compiled
 
-    def _due(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-        """True once this call's signature has been seen ``compile_at_call`` times."""
-        if self.compile_at_call <= 1:
+    def _due(self, key: Any) -> bool:
+        """True once this signature's earlier eager calls took ``compile_after_seconds``."""
+        if self.compile_after_seconds is None:
             return True
-        key = _signature((args, kwargs))
-        self._seen[key] = count = self._seen.get(key, 0) + 1
-        return count >= self.compile_at_call
+        spent = self._eager_seconds.get(key)
+        return spent is not None and spent >= self.compile_after_seconds
+
+    def _run_eagerly(self, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """``fn(*args, **kwargs)``, its time added to the signature's eager seconds (under ``"auto"``)."""
+        if self.compile_after_seconds is None or self.failure is not None:
+            return self.fn(*args, **kwargs)
+        start = time.perf_counter()
+        out = self.fn(*args, **kwargs)
+        if any(isinstance(a, torch.Tensor) and a.is_cuda for a in args):
+            torch.cuda.synchronize()  # the time of the work, not of its launch
+        self._eager_seconds[key] = self._eager_seconds.get(key, 0.0) + time.perf_counter() - start
+        return out
 
     @property
     def active(self) -> bool:
@@ -104,7 +119,8 @@ class CompiledFunction:
         return self.failure is None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self.failure is None and self._due(args, kwargs):
+        key = _signature((args, kwargs)) if self.compile_after_seconds is not None else None
+        if self.failure is None and self._due(key):
             try:
                 if self._compiled is None:
                     _raise_recompile_limit()
@@ -120,7 +136,7 @@ class CompiledFunction:
                     RuntimeWarning,
                     stacklevel=2,
                 )
-        return self.fn(*args, **kwargs)
+        return self._run_eagerly(key, args, kwargs)
 
 
 def _signature(value: Any) -> Any:

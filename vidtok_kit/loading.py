@@ -200,6 +200,10 @@ def load(
             source, checkpoint = None, source
         model, recipe, provenance = load_model(source, checkpoint, ema=ema, overrides=overrides, registry=registry)
     model = model.to(dev)  # type: ignore[assignment]
+    if dev.type == "cpu":
+        from vidtok_kit.heap import keep_freed_memory
+
+        keep_freed_memory()  # activations reuse freed memory instead of faulting in new pages
     from vidtok_kit.cli_options import default_compile_mode
 
     mode = compile or default_compile_mode()

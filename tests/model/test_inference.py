@@ -9,6 +9,7 @@ convolution equals the per-pixel Conv1d, bf16 stays close, compiled equals eager
 from __future__ import annotations
 
 import shutil
+import time
 import warnings
 
 import pytest
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 
 import vidtok_kit
-from vidtok_kit.compiled import CompiledFunction
+from vidtok_kit.compiled import AUTO_COMPILE_AFTER_SECONDS, CompiledFunction
 from vidtok_kit.errors import InputError
 from vidtok_kit.interfaces import Tokenizer
 from vidtok_kit.model.blocks import TemporalResBlock
@@ -145,21 +146,32 @@ def test_chunked_tokens_equal_whole_clip_tokens() -> None:
         tok.encode(x, chunk_frames=3)
 
 
-def test_auto_compile_waits_for_a_signature_to_come_back() -> None:
+def test_auto_compile_waits_for_a_signature_to_come_back_after_enough_eager_time() -> None:
     calls: list[int] = []
 
     def counting_backend(graph, inputs):  # type: ignore[no-untyped-def]
         calls.append(1)
         return graph.forward
 
-    fn = CompiledFunction.for_mode(lambda x: x * 2, name="the doubler", mode="auto")
-    fn._backend = counting_backend  # type: ignore[union-attr]
+    def slow_double(x):  # type: ignore[no-untyped-def]
+        time.sleep(0.1)
+        return x * 2
+
+    fn = CompiledFunction.for_mode(slow_double, name="the doubler", mode="auto")
+    assert isinstance(fn, CompiledFunction) and fn.compile_after_seconds == AUTO_COMPILE_AFTER_SECONDS
+    fn._backend = counting_backend
+    fn.compile_after_seconds = 0.25
     fn(torch.ones(3))
     assert calls == []  # a one-off call runs eagerly
     fn(torch.ones(4))
-    assert calls == []  # another shape: still its first call
+    assert calls == []  # another shape: its first call
     fn(torch.ones(3))
-    assert calls == [1]  # the shape came back: compiled
+    assert calls == []  # back, but its one eager call took 0.1 s: cheaper than compiling
+    fn(torch.ones(3))
+    fn(torch.ones(3))
+    assert calls == [1]  # 0.3 s spent eagerly: compiled on the next call
+    fn(torch.ones(4))
+    assert calls == [1]  # the other shape has cost 0.1 s: still eager
     assert CompiledFunction.for_mode(abs, name="x", mode="off") is abs
     with pytest.raises(InputError, match="compile must be one of"):
         CompiledFunction.for_mode(abs, name="x", mode="sometimes")  # type: ignore[arg-type]

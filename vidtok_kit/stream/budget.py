@@ -54,10 +54,12 @@ __all__ = [
 #: and 12.5x (decode) the largest map
 ACTIVATION_FACTOR = 13
 #: the same for a whole clip run as one step with the fast arithmetic (channels-last, AlphaBlender
-#: upsampler from the low-rate frames, no state copies), encode / decode: the peak grew by 6.1x /
-#: 3.2x the largest map per frame at 128x128 and 6.1x / 3.5x at 64x64 (fp32, 4x8x8, whole clips
-#: of 9..140 frames, benchmarks/cli.py's model); these leave 30-40% headroom
-WHOLE_CLIP_ACTIVATION_FACTOR = {"encode": 8, "decode": 5}
+#: upsampler from the low-rate frames, no state copies), encode / decode. Measured as the growth of
+#: peak RSS per frame between whole clips of 68 and 136 frames at 64x64 (fp32, 4x8x8,
+#: benchmarks/cli.py's model), with freed memory kept for reuse (:mod:`vidtok_kit.heap`): 8.2 / 13.5
+#: the largest map (6.9 / 8.5 with the C library's default, which returns it); a whole decode's
+#: maps grow level after level, so the heap cannot reuse the smaller holes
+WHOLE_CLIP_ACTIVATION_FACTOR = {"encode": 10, "decode": 16}
 #: what the process holds besides weights and activations (interpreter, torch, codecs; ~0.4 GiB measured)
 RUNTIME_BYTES = 512 * 2**20
 def _default_budget() -> int:

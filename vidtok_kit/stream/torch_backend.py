@@ -51,7 +51,8 @@ class TorchBackend:
         in place, put in eval mode), else a copy whose encoder and decoder are cast to ``dtype``.
     :param dtype: network dtype (None: keep the model's).
     :param compile: ``"off"``, ``"on"``, or ``"auto"``: a step shape is compiled when it comes
-        back (its second call), so one-off calls never pay for compiling.
+        back after its eager calls took longer than compiling it would (a dataset's clip size, a
+        long video's steady chunk), so short work never pays for compiling.
     :param arithmetic: ``"fast"`` (default) or ``"reference"`` (the original VidTok arithmetic).
     :param channels_last: run activations channels-last (the fast layout for oneDNN and cuDNN).
     """

@@ -41,8 +41,9 @@ def _run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--device", default="cpu", show_default=True, help="torch device (cpu, cuda, cuda:1, ...)."),
         click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True, help="Encoder/decoder precision (quantization stays fp32)."),
-        compile_option("torch.compile the network: auto compiles a step shape when it comes back (a long video's steady "
-                       "chunks, a folder's clips); compiled graphs are cached on disk, so later runs start faster."),
+        compile_option("torch.compile the network: auto compiles a step shape once its eager calls have taken about as "
+                       "long as compiling it would (a long video's steady chunks, a folder's clips); compiled graphs are "
+                       "cached on disk, so later runs start faster."),
         click.option("--chunk-frames", type=click.IntRange(min=1), default=None, help="Frames per streaming step (a multiple of the temporal factor) [default: from --max-memory]."),
         click.option("--max-memory", default=None,
                      help="Peak memory of the whole process, e.g. 4G [default: half the machine's memory, 4G to 16G]: picks chunk and tile sizes (what torch.compile "

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from vidtok_kit.errors import InputError, VidtokError
+from vidtok_kit.heap import keep_freed_memory
 from vidtok_kit.train import distributed as D
 from vidtok_kit.train.checkpointing import Checkpointer, capture_rng, restore_rng
 from vidtok_kit.train.optim import EMA, LRSchedule, build_optimizer, clip_gradients
@@ -96,6 +97,8 @@ class Trainer:
         self.frozen = freeze(self.model, self.cfg.frozen)
         self.model.to(self.device)
         self.loss_fn.to(self.device)
+        if self.device.type == "cpu":
+            keep_freed_memory()  # activations reuse freed memory instead of faulting in new pages
         self.last_layer = [p for n, p in self.model.decoder.conv_out.named_parameters() if n.endswith("weight")][-1]
         self.gen_params = [p for p in self.model.parameters() if p.requires_grad] + self.loss_fn.autoencoder_parameters()
         self.disc_params = self.loss_fn.discriminator_parameters()
