@@ -25,7 +25,7 @@ from vidtok_kit.model.layers import (
     to_frames,
     upsample_time,
 )
-from vidtok_kit.model.shortcuts import keep_channels_last
+from vidtok_kit.model.shortcuts import exporting_graph, keep_channels_last
 
 __all__ = ["AlphaBlender", "AlphaBlenderDown", "AlphaBlenderUp", "blend_up_from_low_rate", "blend_up_from_tap_images"]
 
@@ -85,7 +85,7 @@ class AlphaBlenderUp(nn.Module):
         """(B, C, T, H, W) -> (B, C, 2T, H, W)."""
         alpha = torch.sigmoid(self.mix_factor).to(x.dtype)
         if state is None and self.fast_arithmetic:
-            if _exporting():
+            if exporting_graph():
                 conv = self.conv.conv
                 return blend_up_from_tap_images(x, conv.weight, conv.bias, alpha, self.mode, self.lead_frames)
             if _may_fold():
@@ -222,17 +222,10 @@ def _empty_output(x: Tensor, channels: int) -> Tensor:
     return torch.empty((b, channels, 2 * t, *x.shape[3:]), dtype=x.dtype, device=x.device, memory_format=fmt)
 
 
-def _exporting() -> bool:
-    """A graph is being traced or exported (the whole-tensor form applies, not the custom operator)."""
-    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
-
-
 def _may_fold() -> bool:
     """The low-rate form is for inference: not under autograd, and not while exporting a graph
     (its per-frame sums would freeze the frame count into an exported graph)."""
-    if torch.is_grad_enabled() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
-        return False
-    return not torch.compiler.is_exporting()
+    return not (torch.is_grad_enabled() or exporting_graph())
 
 
 def _upsampled_sources(frames: int, mode: TimeMode, lead_frames: int) -> list[dict[int, float]]:

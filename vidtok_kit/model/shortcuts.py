@@ -28,6 +28,7 @@ __all__ = [
     "ARITHMETICS",
     "Arithmetic",
     "arithmetic_of",
+    "exporting_graph",
     "keep_channels_last",
     "keeps_channels_last",
     "set_arithmetic",
@@ -101,6 +102,15 @@ def keeps_channels_last(x: Tensor) -> bool:
 
     Never while a graph is exported: ONNX has no memory formats (and tracers may report odd strides).
     """
-    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting():
+    if exporting_graph():
         return False
     return x.ndim == 5 and x.is_contiguous(memory_format=torch.channels_last_3d)
+
+
+def exporting_graph() -> bool:
+    """A graph is being traced or exported (TorchScript, ONNX, ``torch.export``).
+
+    Layers then write their exportable forms: whole-tensor operators whose frame count stays a
+    dynamic shape, no memory-format tricks, and what graph runtimes run fastest.
+    """
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()

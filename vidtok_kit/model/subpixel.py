@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vidtok_kit.model.shortcuts import exporting_graph
+
 __all__ = ["fold_nearest_up_kernel", "nearest_up_conv2d"]
 
 # _ROWS[a][p, i]: which 3x3 tap rows i land on small-image row offset p (p = 0: the row above
@@ -55,7 +57,7 @@ def nearest_up_conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, *, functio
     channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     if functional is None:
-        functional = torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+        functional = torch.compiler.is_compiling() or exporting_graph()
     if functional:
         # functional interleave: a compiler fuses it into one kernel, while writes into slices of
         # a buffer would become whole-buffer scatters after functionalization (and exporters
