@@ -29,6 +29,7 @@ from torch import Tensor
 
 from vidtok_kit.compiled import CompiledFunction, CompileMode
 from vidtok_kit.errors import InputError
+from vidtok_kit.heap import return_freed_memory
 from vidtok_kit.model.shortcuts import Arithmetic, set_arithmetic
 from vidtok_kit.stream.backend import EncodedChunk, Which
 from vidtok_kit.stream.steps import decode_step, encode_step
@@ -134,7 +135,12 @@ class TorchBackend:
             if whole.tile is None and whole.chunk * (1 if which == "encode" else tdf) >= frames:
                 return whole
         max_frames = MAX_CHUNK_FRAMES if self.facts.mode.causal else MAX_WINDOW_FRAMES
-        return plan_stream(self.model, height, width, which, max_memory=max_memory, itemsize=itemsize, max_frames=max_frames)
+        plan = plan_stream(self.model, height, width, which, max_memory=max_memory, itemsize=itemsize, max_frames=max_frames)
+        if self.device.type == "cpu":
+            # a stream cut to fit the budget: the budget comes first, and a kept heap fragments
+            # (ACTIVATION_FACTOR is calibrated on the C library's default heap)
+            return_freed_memory()
+        return plan
 
     def temporal_radius(self, which: Which) -> int:
         from vidtok_kit.stream.windows import temporal_radius
