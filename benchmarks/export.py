@@ -8,7 +8,8 @@ Backends timed on the same input (median of ``--repeat`` runs after one warm-up)
 * ONNX Runtime fp32 on the CPU (the session options of :func:`vidtok_kit.export.onnx.ort_session`);
 * optionally PyTorch bf16 (``--bf16``), and where a CUDA GPU is visible: PyTorch on the GPU, ONNX
   Runtime's CUDA provider (if onnxruntime-gpu is installed) and TensorRT engines (if tensorrt is
-  installed; ``--precision``).
+  installed; ``--precision``), and with ``--precision fp16`` the export's fp16 ONNX graphs on
+  ONNX Runtime's CUDA provider.
 
 The model is exported once into a temporary directory at exactly the benchmark shape (so a
 TensorRT profile fits it), with the usual parity check; its wall time is printed. Ratios are
@@ -99,7 +100,7 @@ def run(recipe: str | Path, *, shape: tuple[int, int, int], batch: int = 1, repe
         start = time.perf_counter()
         export_tokenizer(recipe, Path(tmp) / "export", checkpoint=checkpoint, shapes=f"{t}x{h}x{w}",
                          batch=(batch, batch, batch), stream_chunk=None, trt=trt_ok,
-                         precision=precision if trt_ok else "fp32", log=lambda s: None)
+                         precision=precision if (trt_ok or (cuda and precision == "fp16")) else "fp32", log=lambda s: None)
         export_s = time.perf_counter() - start
         log(f"export (+ parity at {t}x{h}x{w}) took {export_s:.1f} s")
         # interleaved, so that a neighbour's load on a shared machine hits every backend alike
@@ -117,6 +118,9 @@ def run(recipe: str | Path, *, shape: tuple[int, int, int], batch: int = 1, repe
             try:
                 ort_gpu = vidtok_kit.load(Path(tmp) / "export", backend="onnx", device="cuda")
                 add("onnxruntime-cuda-fp32", lambda: ort_gpu.encode(xg), lambda: ort_gpu.decode(zg), True)
+                if precision == "fp16":  # the export's fp16 graphs (--precision fp16)
+                    ort_half = vidtok_kit.load(Path(tmp) / "export", backend="onnx", device="cuda", dtype="fp16")
+                    add("onnxruntime-cuda-fp16", lambda: ort_half.encode(xg), lambda: ort_half.decode(zg), True)
             except Exception as exc:  # no CUDA provider in this onnxruntime install
                 log(f"onnxruntime-cuda skipped: {str(exc).splitlines()[0]}")
             if trt_ok:

@@ -47,13 +47,19 @@ class OrtRunner:
 
 
 def open_runner(directory: Path, manifest: dict[str, Any], graph: str, *, backend: str, device: str,
-                threads: int | None = None) -> GraphRunner:
-    """The runner of ``graph`` in an export directory for ``backend`` (``onnx`` or ``tensorrt``)."""
+                threads: int | None = None, precision: str = "fp32") -> GraphRunner:
+    """The runner of ``graph`` in an export directory for ``backend`` (``onnx`` or ``tensorrt``).
+
+    ``precision="fp16"`` (ONNX): the graph's fp16 copy where the export wrote one (the graphs that
+    run the encoder or decoder); the others, fp32 by design (stream steps, ``dequantize``), as they are.
+    """
     if graph not in manifest["graphs"]:
         raise ExportError(f"{directory}: the export has no {graph!r} graph (graphs: {', '.join(manifest['graphs'])})")
     if backend == "onnx":
-        dtypes = {spec["name"]: spec["dtype"] for spec in manifest["graphs"][graph]["inputs"]}
-        return OrtRunner(directory / manifest["graphs"][graph]["file"], device=device, threads=threads, dtypes=dtypes)
+        entry = manifest["graphs"][graph]
+        dtypes = {spec["name"]: spec["dtype"] for spec in entry["inputs"]}
+        file = entry["fp16"]["file"] if precision == "fp16" and "fp16" in entry else entry["file"]
+        return OrtRunner(directory / file, device=device, threads=threads, dtypes=dtypes)
     if backend == "tensorrt":
         engines = manifest.get("engines") or {}
         if graph not in engines:

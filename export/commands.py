@@ -25,7 +25,8 @@ __all__ = ["export_command"]
 @click.option("--onnx", "want_onnx", is_flag=True, help="Export ONNX graphs (the default; always done, --trt builds from them).")
 @click.option("--trt", "want_trt", is_flag=True, help="Also build TensorRT engines (needs tensorrt and a CUDA GPU).")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True,
-              help="TensorRT engine precision (ONNX graphs are always fp32).")
+              help="TensorRT engine precision; fp16 also writes fp16 copies of the encoder and decoder ONNX graphs "
+                   "(NAME.fp16.onnx, for GPU providers: vidtok_kit.load(DIR, backend='onnx', dtype='fp16')).")
 @click.option("--opset", type=int, default=18, show_default=True, help="ONNX opset (>= 18; TensorRT 10.0 parses up to 20).")
 @click.option("--shapes", default=None, metavar="TxHxW,TxHxW,TxHxW",
               help="min,opt,max input sizes, checked by parity and used for TensorRT profiles (default: from the recipe).")

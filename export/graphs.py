@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from vidtok_kit.model.autoencoder import VideoTokenizer
 
 __all__ = [
+    "HALF_GRAPHS",
     "Decode",
     "DecodeFromIndices",
     "EncodeMean",
@@ -42,6 +43,7 @@ __all__ = [
     "TensorSpec",
     "front_pad",
     "graph_plan",
+    "half_network",
 ]
 
 Inputs = tuple[Tensor, ...]
@@ -152,6 +154,38 @@ class StreamDecode(_Wrapper):
 
         step = decode_step(self.model, latent, None if self.first else list(past), final=self.final)
         return (step.frames,) if self.final else (step.frames, *step.state)
+
+
+# -- fp16 network ----------------------------------------------------------------------------------
+
+#: the graphs written in fp16 too (``--precision fp16``): those that run the encoder or decoder.
+#: Stream steps stay fp32 (their state tensors would change dtype between steps), and so does
+#: ``dequantize`` (the regularizer alone, which stays fp32 in every graph).
+HALF_GRAPHS = ("encode", "decode", "decode_indices")
+
+
+class _HalfNetwork(nn.Module):
+    """``module`` (encoder or decoder) run in fp16 inside an fp32 graph: float inputs are cast to
+    fp16, the output back to fp32. Quantizers and the graph's inputs and outputs stay fp32, as in
+    the PyTorch ``dtype="fp16"`` path, so an fp16 graph is a drop-in for its fp32 twin."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module.half()
+
+    def forward(self, *args: Any) -> Tensor:
+        cast = (a.half() if isinstance(a, Tensor) and a.is_floating_point() else a for a in args)
+        return self.module(*cast).float()
+
+
+def half_network(model: VideoTokenizer) -> VideoTokenizer:
+    """A copy of ``model`` whose encoder and decoder compute in fp16 (see :data:`HALF_GRAPHS`)."""
+    import copy
+
+    half = copy.deepcopy(model)
+    half.encoder = _HalfNetwork(half.encoder)
+    half.decoder = _HalfNetwork(half.decoder)
+    return half
 
 
 # -- graph descriptions ----------------------------------------------------------------------------

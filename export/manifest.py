@@ -15,8 +15,9 @@ Layout (``format = "vidtok-kit-export"``, ``version = 1``)::
         NAME: {"file", "sha256", "doc", "ops", "notes",
                "inputs":  [{"name", "dtype", "dims", "min", "opt", "max"}],   # dims: int or axis name
                "outputs": [... same ...],
-               "parity":  {"onnxruntime": {"min": REPORT, "opt": ..., "max": ...}, "tensorrt": {...}}}
-      },
+               "parity":  {"onnxruntime": {"min": REPORT, "opt": ..., "max": ...}, "tensorrt": {...}},
+               "fp16":    {"file", "sha256", "ops", "parity"}}    # --precision fp16 only: encoder /
+      },                                                            # decoder in fp16, same inputs and outputs
       "engines": {NAME: {"file", "precision", "tensorrt", "device", "workspace_bytes", "sha256"}}
     }
 

@@ -93,7 +93,10 @@ def export_tokenizer(
     :param shapes: ``"TxHxW,TxHxW,TxHxW"`` (min,opt,max) or a :class:`ShapeProfile`; default from the recipe.
     :param batch: min,opt,max batch (default 1,1,2).
     :param stream_chunk: latents per streaming step for causal models (None: no stream graphs).
-    :param precision: of the TensorRT engines; ONNX graphs are fp32 and checked at fp32 tolerance.
+    :param precision: of the TensorRT engines; ONNX graphs are fp32 and checked at fp32 tolerance,
+        and with ``"fp16"`` the graphs that run the encoder or decoder are also written in fp16
+        (``NAME.fp16.onnx``, for GPU providers: ``load(dir, backend="onnx", dtype="fp16")``),
+        checked at fp16 tolerance.
     :param tolerance: max error relative to the output range, overriding the precision's default
         (fp32 1e-4, fp16 1e-2, bf16 3e-2); it applies to ONNX Runtime and TensorRT alike.
     :param full_parity: check every graph at the real min / opt / max sizes; by default the max
@@ -108,8 +111,8 @@ def export_tokenizer(
     output = Path(output)
     if precision not in PRECISIONS:
         raise ExportError(f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
-    if precision != "fp32" and not trt:
-        raise ExportError(f"--precision {precision} applies to TensorRT engines (add --trt); ONNX graphs are always fp32")
+    if precision == "bf16" and not trt:
+        raise ExportError("--precision bf16 applies to TensorRT engines (add --trt); ONNX graphs are fp32, or fp16 copies with --precision fp16")
     if not (onnx or trt):
         raise ExportError("nothing to export: pass --onnx and/or --trt")
     if tolerance is not None and not tolerance >= 0:
@@ -134,21 +137,27 @@ def export_tokenizer(
         profile = profile._replace(batch=batch)
     profile.validate(model)
 
-    from vidtok_kit.export.graphs import graph_plan
+    from vidtok_kit.export.graphs import HALF_GRAPHS, graph_plan, half_network
 
     chunk = stream_chunk if model.mode.causal else None
     # the exported copy computes with the fast forms; parity is always against the reference model
     exported = _fast_copy(model)
     graphs = graph_plan(exported, stream_chunk=chunk)
     references = {g.name: g for g in graph_plan(model, stream_chunk=chunk)}
+    # fp16 copies for GPU providers: the same graphs with the encoder / decoder computing in fp16
+    halves = {g.name: g for g in graph_plan(half_network(exported)) if g.name in HALF_GRAPHS} if (
+        onnx and precision == "fp16") else {}
     sf = model.spatial_factor
     plans = {g.name: check_plan(g, profile, sf, full=full_parity) for g in graphs}
     cost = CostModel(model, recipe, profile)
     # whole-clip decoders take the encode graph's reference latents as their inputs (checked first)
     encoded = any(g.name == "encode" for g in graphs)
-    estimate = sum(cost.seconds(g, c.point, cached_encode=encoded) for g in graphs for c in plans[g.name])
-    log(f"parity checks will take about {_minutes(estimate)} on this CPU ({sum(map(len, plans.values()))} runs over "
-        f"{len(graphs)} graphs, {'full sizes' if full_parity else 'max at a reduced size; --full-parity for all sizes'})"
+    checked = [*graphs, *halves.values()]
+    estimate = sum(cost.seconds(g, c.point, cached_encode=encoded) for g in checked for c in plans[g.name])
+    runs = sum(len(plans[g.name]) for g in checked)
+    log(f"parity checks will take about {_minutes(estimate)} on this CPU ({runs} runs over "
+        f"{len(checked)} graphs{f' ({len(halves)} of them fp16)' if halves else ''}, "
+        f"{'full sizes' if full_parity else 'max at a reduced size; --full-parity for all sizes'})"
         + (", plus exporting and opening each graph" if graphs else ""))
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
@@ -160,6 +169,11 @@ def export_tokenizer(
             entries[g.name] = _export_graph(g, references[g.name], tmp, profile, plans[g.name], opset=opset,
                                             exporter=exporter, tolerance=fp32, log=log, sf=sf,
                                             step=f"{i}/{len(graphs)}", done=done)
+            if g.name in halves:
+                half = _export_graph(halves[g.name], references[g.name], tmp, profile, plans[g.name], opset=opset,
+                                     exporter=exporter, tolerance=_tolerance("fp16", tolerance), log=log, sf=sf,
+                                     step=f"{i}/{len(graphs)}", done=done, variant="fp16")
+                entries[g.name]["fp16"] = {k: half[k] for k in ("file", "sha256", "ops", "parity")}
         log(f"ONNX export and checks took {time.perf_counter() - started:.0f} s")
         engines: dict[str, Any] = {}
         if trt_mod is not None:
@@ -171,11 +185,12 @@ def export_tokenizer(
                 graph_point=_graph_point, reference=_reference, profile_points=profile.points(), seed=_TRACE_SEED,
                 tolerance=_tolerance(precision, tolerance), log=log,
             )
-        for entry in (*entries.values(), *engines.values()):
+        for entry in (*entries.values(), *(e["fp16"] for e in entries.values() if "fp16" in e), *engines.values()):
             entry["sha256"] = file_sha256(tmp / entry["file"])
         manifest = _manifest(model, recipe, checkpoint, profile, entries, engines, exporter=exporter, opset=opset,
                              precision=precision, full_parity=full_parity, arithmetic=_arithmetic(exported), stream_chunk=stream_chunk, onnx_mod=onnx_mod, ort=ort,
-                             tolerance={"onnxruntime": fp32.rel, "tensorrt": _tolerance(precision, tolerance).rel if trt else None},
+                             tolerance={"onnxruntime": fp32.rel, "tensorrt": _tolerance(precision, tolerance).rel if trt else None,
+                                        **({"onnxruntime_fp16": _tolerance("fp16", tolerance).rel} if halves else {})},
                              dump_recipe=dump_recipe, file_sha256=file_sha256)
         write_manifest(tmp, manifest)
         _publish(tmp, output)
@@ -224,16 +239,18 @@ class _References:
 
 def _export_graph(graph: Any, reference: Any, tmp: Path, profile: ShapeProfile, checks: list[Check], *, opset: int,
                   exporter: str, tolerance: Tolerance, log: Callable[[str], None], sf: int, step: str,
-                  done: _References) -> dict[str, Any]:
+                  done: _References, variant: str = "fp32") -> dict[str, Any]:
     """Export one graph into ``tmp``, check it, compare ONNX Runtime with the reference PyTorch model.
 
     ``graph`` is the exported (fast-arithmetic) wrapper, ``reference`` the same graph of the
-    reference model: it makes the inputs and the expected outputs. Returns the manifest entry.
+    reference model: it makes the inputs and the expected outputs. ``variant``: ``"fp16"`` for the
+    fp16 copy of a graph (file ``NAME.fp16.onnx``). Returns the manifest entry.
     """
     import torch
     from vidtok_kit.export.onnx import check_onnx, export_onnx, ort_session, run_session
 
-    path = tmp / f"{graph.name}.onnx"
+    path = tmp / (f"{graph.name}.onnx" if variant == "fp32" else f"{graph.name}.{variant}.onnx")
+    step = step if variant == "fp32" else f"{step} {variant}"
     started = time.perf_counter()
     # batch >= 2 in the trace, so no exporter can mistake the batch dim for a constant 1; a small
     # spatial size that no check uses (see checkplan), so a baked-in size fails parity

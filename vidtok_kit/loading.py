@@ -52,6 +52,13 @@ def parse_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
     return names[dtype]
 
 
+def _precision_name(dtype: torch.dtype | None) -> str:
+    """``"fp32"`` / ``"fp16"`` / ``"bf16"`` for a parsed dtype (None: fp32), else the dtype's name."""
+    if dtype is None:
+        return "fp32"
+    return {v: k for k, v in PRECISIONS.items()}.get(dtype, str(dtype).removeprefix("torch."))
+
+
 def parse_device(device: torch.device | str | None, *, check_available: bool = True) -> torch.device:
     """A usable torch device, or one line saying why not (checked before any work starts).
 
@@ -188,7 +195,8 @@ def load(
 
         dev = parse_device(device, check_available=False)
         exported = ExportedBackend(source, backend=backend if backend not in (None, "torch") else "onnx",
-                                   device="cuda" if dev.type == "cuda" else "cpu", threads=threads)
+                                   device="cuda" if dev.type == "cuda" else "cpu", threads=threads,
+                                   precision=_precision_name(net_dtype))
         return InferenceTokenizer(exported, provenance=_export_provenance(exported))
     dev = parse_device(device)
     if backend in ("onnx", "tensorrt"):

@@ -41,7 +41,8 @@ class ExportedBackend:
     windows = False
     tiles = False
 
-    def __init__(self, directory: str | Path, *, backend: str = "onnx", device: str = "cpu", threads: int | None = None) -> None:
+    def __init__(self, directory: str | Path, *, backend: str = "onnx", device: str = "cpu", threads: int | None = None,
+                 precision: str = "fp32") -> None:
         from vidtok_kit.export.backends import BACKENDS
         from vidtok_kit.export.deps import ExportError, MissingDependencyError
         from vidtok_kit.export.manifest import read_manifest
@@ -53,6 +54,12 @@ class ExportedBackend:
         self.backend, self.device, self.threads = backend, device, threads
         if backend == "tensorrt" and not self.manifest.get("engines"):
             raise MissingDependencyError(f"{self.directory}: the export has no TensorRT engines (export with --trt)")
+        if precision != "fp32" and (backend != "onnx" or precision != "fp16"):
+            raise ExportError(f"{self.directory}: precision {precision} is not available for {backend} "
+                              "(ONNX graphs: fp32, or fp16 copies; a TensorRT engine has the precision it was built with)")
+        if precision == "fp16" and not any("fp16" in g for g in self.manifest["graphs"].values()):
+            raise ExportError(f"{self.directory}: the export has no fp16 graphs (export with --onnx --precision fp16)")
+        self.precision = precision
         m = self.manifest["model"]
         self.facts = TokenizerFacts(
             mode=TimeMode(m["mode"]),
@@ -70,10 +77,10 @@ class ExportedBackend:
         self._runners: dict[str, Any] = {}
 
     def __repr__(self) -> str:
-        return f"ExportedBackend({str(self.directory)!r}, backend={self.backend!r}, device={self.device!r})"
+        return f"ExportedBackend({str(self.directory)!r}, backend={self.backend!r}, device={self.device!r}, precision={self.precision!r})"
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": self.backend, "device": self.device, "export": str(self.directory.resolve())}
+        return {"backend": self.backend, "device": self.device, "precision": self.precision, "export": str(self.directory.resolve())}
 
     # -- graphs ---------------------------------------------------------------------------------
 
@@ -83,7 +90,7 @@ class ExportedBackend:
 
         if graph not in self._runners:
             self._runners[graph] = open_runner(self.directory, self.manifest, graph, backend=self.backend,
-                                               device=self.device, threads=self.threads)
+                                               device=self.device, threads=self.threads, precision=self.precision)
         spec = self.manifest["graphs"][graph]
         if len(inputs) != len(spec["inputs"]):
             raise InputError(f"graph {graph!r} takes {len(spec['inputs'])} inputs, got {len(inputs)}")

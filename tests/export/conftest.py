@@ -69,6 +69,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("stream_variant", [name for name, v in VARIANTS.items() if v.stream])
 
 
+@pytest.fixture
+def cli(fresh_cli: None) -> object:
+    """The root group with the subsystem and plugin commands, as ``main()`` assembles it."""
+    from vidtok_kit import cli as cli_module
+
+    cli_module._add_subsystem_commands()
+    cli_module._add_plugin_commands()
+    return cli_module.cli
+
+
 @pytest.fixture(scope="session")
 def small_overrides() -> tuple[str, ...]:
     """``--set`` overrides that turn the tiny recipe into the two-level test model."""

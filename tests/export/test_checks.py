@@ -49,7 +49,7 @@ def _one_line_error(result: Any) -> str:
         (["--shapes", "9x8x8,5x8x8,9x8x8"], "frames min,opt,max must be positive and non-decreasing"),
         (["--shapes", "1x8,5x16x16"], "expected min,opt,max as TxHxW"),
         (["--batch", "1,2"], "--batch: expected min,opt,max (three integers)"),
-        (["--precision", "fp16"], "--precision fp16 applies to TensorRT engines (add --trt)"),
+        (["--precision", "bf16"], "--precision bf16 applies to TensorRT engines (add --trt)"),
         (["--opset", "17"], "--opset 17: the torchscript exporter writes opsets 18..20"),
         (["--tolerance", "-1"], "--tolerance must be >= 0"),
     ],

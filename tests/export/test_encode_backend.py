@@ -11,16 +11,6 @@ from safetensors.torch import load_file
 
 pytest.importorskip("onnxruntime")
 
-from vidtok_kit import cli as cli_module  # noqa: E402
-
-
-@pytest.fixture
-def cli(fresh_cli: None) -> object:
-    """The root group with the subsystem and plugin commands, as ``main()`` assembles it."""
-    cli_module._add_subsystem_commands()
-    cli_module._add_plugin_commands()
-    return cli_module.cli
-
 
 TINY = Path(__file__).resolve().parents[2] / "recipes" / "tiny" / "kl_causal.toml"
 

@@ -208,7 +208,7 @@ def encode_command(videos: tuple[Path, ...], recipe: Path | None, checkpoint: Pa
 
         if export_dir is None:
             raise InputError(f"--backend {backend} runs an exported tokenizer: pass --export DIR (from `vidtok-kit export`)")
-        model: Any = load(export_dir, backend=backend, device=device)
+        model: Any = load(export_dir, backend=backend, device=device, dtype=precision)
     else:
         recipe, checkpoint = resolve_pretrained(pretrained, checkpoint, recipe, revision=revision)
         _warn_random(checkpoint)
