@@ -202,25 +202,26 @@ def export_tokenizer(
 
 
 class _References:
-    """PyTorch outputs of the last check of each graph, so a graph whose reference is another's on
-    equal inputs (:attr:`Graph.reference_of`) does not run the model again."""
+    """PyTorch outputs of the last check of each graph, so a check whose reference was already run
+    on equal inputs does not run the model again: a graph whose reference is another's
+    (:attr:`Graph.reference_of`), or a graph's fp16 copy checked at its fp32 twin's points."""
 
     def __init__(self) -> None:
-        self.last: dict[tuple[str, Point], tuple[tuple[Any, ...], list[Any]]] = {}
+        #: (graph, point) -> (inputs, reference outputs, the regularizer's input or None)
+        self.last: dict[tuple[str, Point], tuple[tuple[Any, ...], list[Any], Any]] = {}
         #: the regularizer's input in the last reference run of an encoder graph (None: not captured)
         self.encoder_output: Any = None
 
     def outputs(self, graph: Any, point: Point, inputs: tuple[Any, ...]) -> list[Any]:
         import torch
 
-        self.encoder_output = None
-        if graph.reference_of is not None:
-            target, target_inputs = graph.reference_of(inputs)
-            hit = self.last.get((target, point))
-            if hit is not None and len(hit[0]) == len(target_inputs) and all(
-                a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b) for a, b in zip(hit[0], target_inputs)
-            ):
-                return hit[1]
+        target, target_inputs = graph.reference_of(inputs) if graph.reference_of is not None else (graph.name, inputs)
+        hit = self.last.get((target, point))
+        if hit is not None and len(hit[0]) == len(target_inputs) and all(
+            a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b) for a, b in zip(hit[0], target_inputs)
+        ):
+            self.encoder_output = hit[2]
+            return hit[1]
         captured: list[Any] = []
         hook = None
         if graph.encoder:  # the regularizer's input, for the rounding margins of the index check
@@ -231,7 +232,7 @@ class _References:
             if hook is not None:
                 hook.remove()
         self.encoder_output = captured[0] if len(captured) == 1 else None
-        self.last[(graph.name, point)] = (inputs, refs)
+        self.last[(graph.name, point)] = (inputs, refs, self.encoder_output)
         if graph.remember is not None:
             graph.remember(inputs, refs)
         return refs
