@@ -14,7 +14,7 @@ from torch import Tensor
 from vidtok_kit import hookimpl
 from vidtok_kit.interfaces import FusionBlock
 from vidtok_kit.model.blocks import ResBlock2d, TemporalResBlock
-from vidtok_kit.model.layers import StreamState, TimeMode, from_frames, to_frames
+from vidtok_kit.model.layers import StreamState, TimeMode
 
 __all__ = ["Res2Plus1dBlock"]
 
@@ -37,8 +37,7 @@ class Res2Plus1dBlock(FusionBlock):
 
     def forward(self, x: Tensor, state: StreamState | None = None) -> Tensor:
         """(B, C_in, T, H, W) -> (B, C_out, T, H, W)."""
-        y = from_frames(self.spatial.forward_frames(to_frames(x)), x.shape[0])
-        return self.temporal(y, state)
+        return self.temporal(self.spatial(x), state)
 
 
 @hookimpl

@@ -152,3 +152,58 @@ def test_check_plan() -> None:
     assert all((c.point.height, c.point.width) != (16, 24) for g in (clip, step) for c in check_plan(g, profile, 8))
     fixed = ShapeProfile(batch=(1, 1, 1), frames=(9, 9, 9), height=(64, 64, 64), width=(64, 64, 64))
     assert [c.which for c in check_plan(clip, fixed, 8)] == ["min"]  # one size: checked once, in full
+
+
+def _res2plus1d(mode: TimeMode, c_in: int, c_out: int) -> Any:
+    from vidtok_kit.plugins.fusion.res2plus1d import Res2Plus1dBlock, Res2Plus1dConfig
+
+    torch.manual_seed(2)
+    block = Res2Plus1dBlock(Res2Plus1dConfig(), in_channels=c_in, out_channels=c_out, mode=mode).eval()
+    with torch.no_grad():
+        for p in block.parameters():  # the temporal conv2 starts at zero: an identity would hide its form
+            p.normal_(0, 0.3)
+    return block
+
+
+@pytest.mark.parametrize("mode", list(TimeMode))
+def test_channels_last_block_form_equals_the_block(mode: TimeMode) -> None:
+    from vidtok_kit.model.layers import from_channels_last, to_channels_last
+
+    for c_in, c_out in ((4, 4), (4, 8)):  # with and without the 1x1 skip conv
+        block = _res2plus1d(mode, c_in, c_out)
+        for frames in (1, 3, 6):
+            x = torch.randn(2, c_in, frames, 5, 6)
+            with torch.no_grad():
+                want = block(x)
+                got = from_channels_last(block.temporal.forward_channels_last(block.spatial.forward_channels_last(to_channels_last(x))))
+            assert got.shape == want.shape
+            assert (got - want).abs().max() <= 1e-5 * float(want.abs().max()), (mode, c_in, c_out, frames)
+
+
+@pytest.mark.parametrize("mode", [TimeMode.CAUSAL_V1_1, TimeMode.NONCAUSAL])
+def test_exported_block_runs_channels_last_without_transposes(mode: TimeMode, tmp_path: Path) -> None:
+    """A whole-clip export of a resolution-level block runs channels last: after ONNX Runtime's
+    optimisation only the two transposes at the block's ends are left (the norms need none, the
+    ones next to convs are folded into their reorders, the pair between the halves cancels); and
+    ONNX Runtime matches the module at other sizes and frame counts."""
+    from vidtok_kit.export.onnx import session_options
+
+    block = _res2plus1d(mode, 16, 32)
+    session, model = _export(block, torch.randn(2, 16, 3, 5, 6), tmp_path / "block.onnx", {0: "b", 2: "t", 3: "h", 4: "w"})
+    assert sum(n.op_type == "LayerNormalization" for n in model.graph.node) == 4
+    options = session_options(ort, threads=1)
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ort.InferenceSession(str(tmp_path / "block.onnx"), sess_options=options, providers=["CPUExecutionProvider"])
+    optimized = [n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node]
+    if "ReorderInput" not in optimized:
+        pytest.skip("this CPU gets no NCHWc convolutions from ONNX Runtime (nothing to fold transposes into)")
+    assert optimized.count("Transpose") == 2, optimized
+    for shape in ((1, 16, 1, 4, 4), (2, 16, 7, 3, 8)):
+        x = torch.randn(shape)
+        with torch.no_grad():
+            want = block(x)
+        got = torch.from_numpy(session.run(None, {"x": x.numpy()})[0])
+        assert got.shape == want.shape
+        assert (got - want).abs().max() <= 1e-5 * float(want.abs().max()), shape

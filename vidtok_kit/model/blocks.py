@@ -2,6 +2,13 @@
 
 All follow the VidTok layout norm1 -> swish -> conv1 -> norm2 -> swish -> dropout -> conv2 (+ skip),
 with LayerNorm over channels, so state-dict keys match the original checkpoints.
+
+``forward_channels_last`` is the form exported graphs use (for whole clips; the 2-D block also in
+step graphs, having no state): the same arithmetic on a (B, T, H, W, C) residual stream (see
+:func:`~vidtok_kit.model.layers.to_channels_last`). With channels last no norm needs a transpose,
+every transpose inside a block sits next to a convolution, where ONNX Runtime folds it into the
+conv's layout reorder, and the pair between two blocks cancels: in the released decoder this
+removed about eight full-size transposes per resolution-level block.
 """
 
 from __future__ import annotations
@@ -13,10 +20,14 @@ from vidtok_kit.model.layers import (
     StreamState,
     TimeConv,
     TimeMode,
+    conv2d_channels_last,
+    from_channels_last,
     from_frames,
     swish,
+    to_channels_last,
     to_frames,
 )
+from vidtok_kit.model.shortcuts import exporting_graph
 
 __all__ = ["ResBlock2d", "ResBlock3d", "TemporalResBlock"]
 
@@ -42,7 +53,19 @@ class ResBlock2d(nn.Module):
 
     def forward(self, x: Tensor, state: StreamState | None = None) -> Tensor:
         """(B, C_in, T, H, W) -> (B, C_out, T, H, W); frames never see each other."""
+        if exporting_graph():
+            return from_channels_last(self.forward_channels_last(to_channels_last(x)))
         return from_frames(self.forward_frames(to_frames(x)), x.shape[0])
+
+    def forward_channels_last(self, x: Tensor) -> Tensor:
+        """(B, T, H, W, C_in) -> (B, T, H, W, C_out): :meth:`forward_frames` in the exported layout."""
+        b, t, h, w, c = x.shape
+        frames = x.reshape(b * t, h, w, c)
+        y = conv2d_channels_last(self.conv1, swish(self.norm1.forward_channels_last(frames)))
+        y = conv2d_channels_last(self.conv2, self.dropout(swish(self.norm2.forward_channels_last(y))))
+        skip = frames if self.nin_shortcut is None else conv2d_channels_last(self.nin_shortcut, frames)
+        # -1, not y.shape[-1]: a Shape of a conv output makes ONNX Runtime materialise an NCHW copy
+        return (skip + y).reshape(b, t, h, w, -1)
 
 
 class TemporalResBlock(nn.Module):
@@ -69,8 +92,21 @@ class TemporalResBlock(nn.Module):
         return x + h
 
     def forward(self, x: Tensor, state: StreamState | None = None) -> Tensor:
-        """(B, C, T, H, W) -> same, computed on the 5-D tensor (per-pixel convs as (3, 1, 1) Conv3d)."""
+        """(B, C, T, H, W) -> same, computed on the 5-D tensor (per-pixel convs as (3, 1, 1) Conv3d).
+
+        An exported whole clip runs channels last; streamed steps keep their (B, C, T, ...) state.
+        """
+        if state is None and exporting_graph():
+            return from_channels_last(self.forward_channels_last(to_channels_last(x)))
         return self.forward_pixels(x, state)
+
+    def forward_channels_last(self, x: Tensor) -> Tensor:
+        """(B, T, H, W, C) -> same, a whole clip in the exported layout (time convs over (B, T, H*W, C))."""
+        b, t, h, w, c = x.shape
+        pixels = x.reshape(b, t, h * w, c)
+        y = self.conv1.forward_channels_last(swish(self.norm1.forward_channels_last(pixels)))
+        y = self.conv2.forward_channels_last(self.dropout(swish(self.norm2.forward_channels_last(y))))
+        return x + y.reshape(b, t, h, w, c)  # same T: a causal front of k - 1 frames, or symmetric padding
 
 
 class ResBlock3d(nn.Module):

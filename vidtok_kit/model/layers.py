@@ -31,11 +31,14 @@ __all__ = [
     "TimeConv",
     "TimeMode",
     "causal_front_pad",
+    "conv2d_channels_last",
     "end_conv",
+    "from_channels_last",
     "from_frames",
     "from_pixels",
     "no_autocast",
     "swish",
+    "to_channels_last",
     "to_frames",
     "to_pixels",
     "upsample_time",
@@ -110,6 +113,28 @@ def from_frames(x: Tensor, batch: int) -> Tensor:
     return rearrange(x, "(b t) c h w -> b c t h w", b=batch)
 
 
+def to_channels_last(x: Tensor) -> Tensor:
+    """(B, C, T, H, W) -> (B, T, H, W, C): the layout of an exported residual stream (a permuted view).
+
+    Graph runtimes have no memory formats, so the layout PyTorch gets from ``channels_last_3d``
+    is written into the graph. ONNX Runtime's CPU provider folds a transpose between this layout
+    and NCHW into the blocked-layout reorder of the convolution it feeds or follows, and channel
+    LayerNorm needs no transpose at all in it: see :meth:`ResBlock2d.forward_channels_last`.
+    """
+    return x.permute(0, 2, 3, 4, 1)
+
+
+def from_channels_last(x: Tensor) -> Tensor:
+    """(B, T, H, W, C) -> (B, C, T, H, W)."""
+    return x.permute(0, 4, 1, 2, 3)
+
+
+def conv2d_channels_last(conv: nn.Conv2d, x: Tensor) -> Tensor:
+    """A 2-D conv of (N, H, W, C) images -> (N, H', W', C_out), with the transposes next to the conv
+    (where a graph runtime folds them into its input and output reorders)."""
+    return conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+
 def to_pixels(x: Tensor) -> Tensor:
     """(B, C, T, H, W) -> (B*H*W, C, T)."""
     return rearrange(x, "b c t h w -> (b h w) c t")
@@ -124,8 +149,9 @@ class ChannelNorm(nn.Module):
     """LayerNorm over the channel axis only (every released VidTok model uses it, eps 1e-6).
 
     The inner module is named ``norm`` so keys read ``...norm1.norm.weight`` as in the original.
-    (Exported as transpose, LayerNormalization, transpose: its decomposition into reductions over
-    axis 1 measured slower in ONNX Runtime, 1.07x the whole encoder's time.)
+    On a (B, C, ...) tensor it exports as transpose, LayerNormalization, transpose (its decomposition
+    into reductions over axis 1 measured slower in ONNX Runtime, 1.07x the whole encoder's time);
+    the resolution-level blocks export channels last (:meth:`forward_channels_last`), without them.
     """
 
     def __init__(self, channels: int, eps: float = 1e-6) -> None:
@@ -137,9 +163,14 @@ class ChannelNorm(nn.Module):
         last = x.ndim - 1
         return self.norm(x.movedim(1, last)).movedim(last, 1)
 
+    def forward_channels_last(self, x: Tensor) -> Tensor:
+        """The norm of a tensor whose channels are already its last axis (no transposes)."""
+        return self.norm(x)
 
-def causal_front_pad(x: Tensor, frames: int, mode: TimeMode, state: StreamState | None) -> Tensor:
-    """Prepend ``frames`` frames of causal context along dim 2 (works for 3-D and 5-D tensors).
+
+def causal_front_pad(x: Tensor, frames: int, mode: TimeMode, state: StreamState | None, *, dim: int = 2) -> Tensor:
+    """Prepend ``frames`` frames of causal context along ``dim`` (the time axis: 2 in (B, C, T, ...),
+    1 in an exported channels-last stream).
 
     First chunk: zeros (v1.0) or copies of the first frame (v1.1). Later chunks: the tail of the
     previous chunk, taken from ``state``; the new tail is put back for the next chunk.
@@ -148,17 +179,17 @@ def causal_front_pad(x: Tensor, frames: int, mode: TimeMode, state: StreamState 
         return x
     past = state.take() if state is not None else None
     if past is None:
-        front = _first_chunk_front(x, frames, mode, dim=2)
+        front = _first_chunk_front(x, frames, mode, dim=dim)
         if keeps_channels_last(x):
             # keep a channels-last stream channels-last: torch.cat keeps that layout only if
             # every part has it, and the expanded front does not
             front = front.contiguous(memory_format=torch.channels_last_3d)
-        padded = torch.cat([front, x], dim=2)
+        padded = torch.cat([front, x], dim=dim)
     else:
-        padded = torch.cat([past.to(x.dtype), x], dim=2)
+        padded = torch.cat([past.to(x.dtype), x], dim=dim)
     if state is not None:
         # a copy: a view would keep the whole padded chunk alive until the next step
-        state.put(padded.narrow(2, padded.shape[2] - frames, frames).clone())
+        state.put(padded.narrow(dim, padded.shape[dim] - frames, frames).clone())
     return padded
 
 
@@ -241,15 +272,31 @@ class TimeConv(nn.Module):
         if x.ndim == 5 and isinstance(self.conv, nn.Conv1d):
             conv = self.conv
             if exporting_graph():
-                # a (k, 1) 2-D conv of the (B, C, T, H*W) view: graph runtimes give 2-D convs their
-                # fast kernels and blocked layouts, 3-D ones a generic path (same numbers)
                 b, c, t, h, w = x.shape
-                y = F.conv2d(x.reshape(b, c, t, h * w), conv.weight[..., None], conv.bias, (conv.stride[0], 1), (conv.padding[0], 0))
-                return y.reshape(b, y.shape[1], y.shape[2], h, w)
+                y = self._conv_time_rows(x.reshape(b, c, t, h * w))
+                # no y.shape: a Shape of a conv output makes ONNX Runtime keep an NCHW copy of it
+                return y.reshape(b, conv.out_channels, -1, h, w)
             # a per-pixel 1-D conv run on (B, C, T, H, W) directly as a (k, 1, 1) Conv3d with the
             # same weights: no (B*H*W, C, T) copies, and ~2x faster in oneDNN (same numbers).
             return F.conv3d(x, conv.weight[..., None, None], conv.bias, (conv.stride[0], 1, 1), (conv.padding[0], 0, 0))
         return self.conv(x)
+
+    def _conv_time_rows(self, x: Tensor) -> Tensor:
+        """The per-pixel time conv of (B, C, T, P) as a (k, 1) 2-D conv: graph runtimes give 2-D convs
+        their fast kernels and blocked layouts, 3-D ones a generic path (same numbers)."""
+        conv = self.conv
+        if not isinstance(conv, nn.Conv1d):
+            raise TypeError("only a per-pixel (1-D) time conv runs as rows of a 2-D conv")
+        padding = conv.padding[0]
+        assert isinstance(padding, int)  # TimeConv never builds string paddings
+        return F.conv2d(x, conv.weight[..., None], conv.bias, (conv.stride[0], 1), (padding, 0))
+
+    def forward_channels_last(self, x: Tensor) -> Tensor:
+        """A whole clip's per-pixel time conv in the exported channels-last layout: (B, T, P, C) ->
+        (B, T', P, C_out), P the pixels of a frame (see :func:`to_channels_last`)."""
+        if self.front:
+            x = causal_front_pad(x, self.front, self.mode, None, dim=1)
+        return self._conv_time_rows(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
 
 def _time_conv_channels_last(x: Tensor, conv: nn.Conv1d, front: int, mode: TimeMode) -> Tensor:
