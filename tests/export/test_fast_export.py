@@ -66,19 +66,24 @@ def _export(module: torch.nn.Module, example: torch.Tensor, path: Path, axes: di
     return ort_session(path), model
 
 
+def _assert_runs_like(session: Any, reference: torch.nn.Module, shapes: tuple[tuple[int, ...], ...]) -> None:
+    """The exported graph's output equals ``reference``'s at sizes (and frame counts) other than the traced one."""
+    for shape in shapes:
+        x = torch.randn(shape)
+        with torch.no_grad():
+            want = reference(x)
+        got = torch.from_numpy(session.run(None, {"x": x.numpy()})[0])
+        assert got.shape == want.shape
+        assert (got - want).abs().max() <= 1e-5 * float(want.abs().max()), shape
+
+
 @pytest.mark.parametrize("mode", [TimeMode.CAUSAL_V1_0, TimeMode.CAUSAL_V1_1, TimeMode.NONCAUSAL])
 def test_alphablender_fast_form_exports_with_dynamic_frames(mode: TimeMode, tmp_path: Path) -> None:
     fast, ref = _blender(mode, 1), _blender(mode, 1)
     fast.fast_arithmetic = True
     session, model = _export(fast, torch.randn(2, 4, 3, 5, 6), tmp_path / "up.onnx", {0: "b", 2: "t", 3: "h", 4: "w"})
     assert "vidtok_kit" not in {n.domain for n in model.graph.node}  # no custom operator in the graph
-    for shape in ((1, 4, 1, 4, 4), (2, 4, 2, 5, 6), (1, 4, 7, 3, 8)):
-        x = torch.randn(shape)
-        with torch.no_grad():
-            want = ref(x)
-        got = torch.from_numpy(session.run(None, {"x": x.numpy()})[0])
-        assert got.shape == want.shape
-        assert (got - want).abs().max() <= 1e-5 * float(want.abs().max()), shape
+    _assert_runs_like(session, ref, ((1, 4, 1, 4, 4), (2, 4, 2, 5, 6), (1, 4, 7, 3, 8)))
 
 
 def test_subpixel_upsampler_exports_with_dynamic_shapes(tmp_path: Path) -> None:
@@ -94,13 +99,7 @@ def test_subpixel_upsampler_exports_with_dynamic_shapes(tmp_path: Path) -> None:
     assert "Resize" not in ops  # the nearest-x2 copy is gone: four 2x2 phase convs on the small image
     assert any(n.op_type == "Conv" and list(n.attribute[0].ints if n.attribute[0].name == "kernel_shape" else []) in ([], [2, 2])
                for n in model.graph.node)
-    for shape in ((1, 3, 1, 2, 2), (3, 3, 5, 7, 5)):
-        x = torch.randn(shape)
-        with torch.no_grad():
-            want = ref(x)
-        got = torch.from_numpy(session.run(None, {"x": x.numpy()})[0])
-        assert got.shape == want.shape
-        assert (got - want).abs().max() <= 1e-5 * float(want.abs().max())
+    _assert_runs_like(session, ref, ((1, 3, 1, 2, 2), (3, 3, 5, 7, 5)))
 
 
 def test_session_options_are_the_fast_ones() -> None:
@@ -200,10 +199,4 @@ def test_exported_block_runs_channels_last_without_transposes(mode: TimeMode, tm
     if "ReorderInput" not in optimized:
         pytest.skip("this CPU gets no NCHWc convolutions from ONNX Runtime (nothing to fold transposes into)")
     assert optimized.count("Transpose") == 2, optimized
-    for shape in ((1, 16, 1, 4, 4), (2, 16, 7, 3, 8)):
-        x = torch.randn(shape)
-        with torch.no_grad():
-            want = block(x)
-        got = torch.from_numpy(session.run(None, {"x": x.numpy()})[0])
-        assert got.shape == want.shape
-        assert (got - want).abs().max() <= 1e-5 * float(want.abs().max()), shape
+    _assert_runs_like(session, block, ((1, 16, 1, 4, 4), (2, 16, 7, 3, 8)))
