@@ -1,6 +1,6 @@
 """Export wall time and encode / decode speed of the exported graphs against PyTorch, in one run.
 
-Backends timed on the same input (median of ``--repeat`` runs after two warm-up runs):
+Backends timed on the same input, round by round (median of ``--repeat`` rounds after two warm-up runs each):
 
 * PyTorch reference: the model as built (reference arithmetic, channels-first, eager);
 * PyTorch eager fast: ``vidtok_kit.load(recipe, checkpoint, compile="off")`` (the exact fast
@@ -40,22 +40,29 @@ __all__ = ["main", "run"]
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _time(fn: Callable[[], Any], repeat: int, cuda: bool) -> float:
-    # two warm-up calls for every backend: ONNX Runtime records its memory pattern on the first
-    # run and allocates (page-faults) the planned block on the second (measured: decode 17.5,
-    # 17.5, then 14.3 s), PyTorch's kept heap and oneDNN's primitive cache settle on the first
-    fn()
-    fn()
-    times = []
-    for _ in range(repeat):
-        if cuda:
-            torch.cuda.synchronize()
-        start = time.perf_counter()
+def _time_rounds(calls: list[tuple[str, Callable[[], Any], bool]], repeat: int) -> dict[str, float]:
+    """Median seconds of every call, timed round by round (all calls once per round).
+
+    Round by round, so that a neighbour's load or a drift of the shared machine's clock hits every
+    backend alike: timed one backend after another, PyTorch's decode drifted from 16.3 to 13.7 s
+    within a run. Two warm-up calls each first: ONNX Runtime records its memory pattern on the
+    first run and allocates (page-faults) the planned block on the second (measured: decode 17.5,
+    17.5, then 14.3 s); PyTorch's kept heap and oneDNN's primitive cache settle on the first.
+    """
+    for _, fn, _ in calls:
         fn()
-        if cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        fn()
+    times: dict[str, list[float]] = {name: [] for name, _, _ in calls}
+    for _ in range(repeat):
+        for name, fn, cuda in calls:
+            if cuda:
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            fn()
+            if cuda:
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def run(recipe: str | Path, *, shape: tuple[int, int, int], batch: int = 1, repeat: int = 3,
@@ -85,13 +92,10 @@ def run(recipe: str | Path, *, shape: tuple[int, int, int], batch: int = 1, repe
             trt_ok = True
         except MissingDependencyError as exc:
             log(f"TensorRT skipped: {exc}")
-    rows: list[dict[str, Any]] = []
+    backends: list[tuple[str, Callable[[], Any], Callable[[], Any], bool]] = []
 
     def add(name: str, enc: Callable[[], Any], dec: Callable[[], Any], on_cuda: bool = False) -> None:
-        with torch.no_grad():
-            e, d = _time(enc, repeat, on_cuda), _time(dec, repeat, on_cuda)
-        rows.append({"backend": name, "encode_s": e, "decode_s": d})
-        log(f"{name:<28} encode {e:8.3f} s   decode {d:8.3f} s")
+        backends.append((name, enc, dec, on_cuda))
 
     def bf16_call(fn: Callable[[], Any], device: str) -> Callable[[], Any]:
         def call() -> Any:
@@ -107,7 +111,6 @@ def run(recipe: str | Path, *, shape: tuple[int, int, int], batch: int = 1, repe
                          precision=precision if (trt_ok or (cuda and precision == "fp16")) else "fp32", log=lambda s: None)
         export_s = time.perf_counter() - start
         log(f"export (+ parity at {t}x{h}x{w}) took {export_s:.1f} s")
-        # interleaved, so that a neighbour's load on a shared machine hits every backend alike
         ort_cpu = vidtok_kit.load(Path(tmp) / "export", backend="onnx", threads=torch.get_num_threads())
         add("pytorch-cpu-eager-fast", lambda: fast.encode(x), lambda: fast.decode(latent))
         add("onnxruntime-cpu-fp32", lambda: ort_cpu.encode(x), lambda: ort_cpu.decode(latent))
@@ -130,6 +133,14 @@ def run(recipe: str | Path, *, shape: tuple[int, int, int], batch: int = 1, repe
             if trt_ok:
                 engine = vidtok_kit.load(Path(tmp) / "export", backend="tensorrt")
                 add(f"tensorrt-{precision}", lambda: engine.encode(xg), lambda: engine.decode(zg), True)
+        calls = [(f"{name} {part}", fn, on_cuda) for name, enc, dec, on_cuda in backends
+                 for part, fn in (("encode", enc), ("decode", dec))]
+        with torch.no_grad():
+            seconds = _time_rounds(calls, repeat)
+    rows: list[dict[str, Any]] = []
+    for name, *_ in backends:
+        rows.append({"backend": name, "encode_s": seconds[f"{name} encode"], "decode_s": seconds[f"{name} decode"]})
+        log(f"{name:<28} encode {rows[-1]['encode_s']:8.3f} s   decode {rows[-1]['decode_s']:8.3f} s")
     fast_row = rows[0]
     ref_row = next(r for r in rows if r["backend"] == "pytorch-cpu-reference")
     for row in rows:
