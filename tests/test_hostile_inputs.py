@@ -424,25 +424,13 @@ def _token_file(tmp: Path, video: str = "clip.mp4", name: str = "c.safetensors",
 
 
 def _truncated_mp4(tmp: Path) -> Path:
-    """60 frames, index (moov) in front, data cut at one third: decodes ~20 frames, then just ends."""
-    import av
-    import numpy as np
+    """60 random frames, index (moov) in front, data cut at one third: decodes ~20 frames, then just ends."""
+    import torch
 
-    path = tmp / "cut.mp4"
-    full = tmp / "full.mp4"
-    rng = np.random.default_rng(0)
-    with av.open(str(full), "w", options={"movflags": "faststart"}) as out:
-        stream = out.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=30)
-        stream.width = stream.height = 32
-        stream.pix_fmt = "yuv420p"
-        for _ in range(60):
-            frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8), format="rgb24")
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    data = full.read_bytes()
-    full.unlink()
-    path.write_bytes(data[: len(data) // 3])
-    return path
+    from vidtok_kit.testing import write_truncated_video
+
+    frames = torch.rand(3, 60, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    return write_truncated_video(tmp / "cut.mp4", frames, fps=30)
 
 
 def _truncated_export(tmp: Path) -> Path:

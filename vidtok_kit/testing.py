@@ -35,6 +35,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar
 
 import attrs
@@ -59,6 +60,7 @@ __all__ = [
     "perturb_parameters",
     "tiny_model",
     "tiny_recipe",
+    "write_truncated_video",
 ]
 
 #: a CPU-seconds VidTok-shaped model (the same as ``recipes/tiny/kl_causal.toml``), as a recipe dict
@@ -106,6 +108,28 @@ def tiny_model(registry: Any = None, **model: Any) -> Any:
 
     registry = registry or default_registry()
     return build_model(tiny_recipe(registry, **model).model, registry=registry).eval()
+
+
+def write_truncated_video(path: str | Path, frames: Tensor, *, keep: float = 1 / 3, fps: int = 25) -> Path:
+    """An mp4 of ``frames`` ((C, T, H, W) in [-1, 1], even H and W) cut after ``keep`` of its bytes.
+
+    Its index (moov) is written first, so the file opens and probes fine and decoding just ends
+    part-way: the damage a half-copied download leaves, which a reader can only notice while
+    decoding (an index-at-the-end mp4 cut short does not even open). For bad-input tests.
+    """
+    import av
+
+    path = Path(path)
+    rgb = ((frames + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 3, 0).numpy()
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as out:
+        stream = out.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = rgb.shape[2], rgb.shape[1], "yuv420p"
+        for image in rgb:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(stream.encode(None))
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
 
 
 @torch.no_grad()

@@ -29,6 +29,7 @@ from vidtok_kit.io import (
     write_video,
 )
 from vidtok_kit.io.policy import select_frames
+from vidtok_kit.testing import write_truncated_video
 
 
 @pytest.fixture(scope="module")
@@ -304,20 +305,6 @@ def _make_empty_video(path: Path) -> Path:
     return path
 
 
-def _make_truncated_faststart(path: Path, frames: torch.Tensor) -> Path:
-    # moov first, so the file still opens and the damage shows up during decoding.
-    rgb = ((frames + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).numpy()
-    with av.open(str(path), "w", options={"movflags": "faststart"}) as out:
-        stream = out.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 176, 144, "yuv420p"
-        for image in rgb:
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-        out.mux(stream.encode(None))
-    data = path.read_bytes()
-    path.write_bytes(data[: int(len(data) * 0.3)])
-    return path
-
-
 def test_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "nope.mp4"
     for call in (probe_video, read_video, lambda p: next(iter_video_chunks(p, 4))):
@@ -359,7 +346,7 @@ def test_truncated_mp4_with_index_at_end(tmp_path: Path, samples: dict[str, Path
 
 
 def test_truncated_mp4_fails_while_decoding(tmp_path: Path, carphone_frames: torch.Tensor) -> None:
-    path = _make_truncated_faststart(tmp_path / "cut.mp4", carphone_frames[:, :40])
+    path = write_truncated_video(tmp_path / "cut.mp4", carphone_frames[:, :40], keep=0.3)
     with pytest.raises(VideoError) as exc:
         read_video(path)
     assert_one_line_error(exc, path, "truncated")

@@ -21,7 +21,7 @@ from vidtok_kit.io import probe_video, read_video, sample_videos, write_video
 from vidtok_kit.metrics import psnr_per_frame, ssim_per_frame
 from vidtok_kit.pluginmanager import default_registry
 from vidtok_kit.recipe import dump_recipe
-from vidtok_kit.testing import tiny_recipe
+from vidtok_kit.testing import tiny_recipe, write_truncated_video
 from vidtok_kit.tokenize import load_tokenizer, load_tokens, read_token_meta
 from vidtok_kit.tokenize.commands import commands
 
@@ -152,17 +152,7 @@ def _text(path: Path) -> Path:
 
 
 def _truncated(path: Path, carphone: Path) -> Path:
-    frames = read_video(carphone, end_s=1.0)[0]
-    rgb = ((frames + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).numpy()
-    with av.open(str(path), "w", options={"movflags": "faststart"}) as out:  # index first: opens, fails mid-decode
-        stream = out.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 176, 144, "yuv420p"
-        for image in rgb:
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-        out.mux(stream.encode(None))
-    data = path.read_bytes()
-    path.write_bytes(data[: int(len(data) * 0.4)])
-    return path
+    return write_truncated_video(path, read_video(carphone, end_s=1.0)[0], keep=0.4)
 
 
 def _audio_only(path: Path) -> Path:
