@@ -146,6 +146,38 @@ def test_missing_checkpoint_file(fresh_cli: None, tmp_path: Path) -> None:
     assert result.exit_code == 1 and result.output == f"Error: {tmp_path / 'x.ckpt'}: no such checkpoint file\n"
 
 
+def _saved_then_cut(path: Path, **save: object) -> bytes:
+    torch.save({"w": torch.zeros(256)}, path, **save)  # type: ignore[arg-type]
+    data = path.read_bytes()
+    return data[: len(data) // 2]
+
+
+DAMAGED_CHECKPOINTS = {
+    # not a torch.save file at all: told apart by its first bytes, before torch's unpickler
+    # (which raised a bare KeyError / IndexError on such bytes, a traceback)
+    "text": (lambda p: b"junk\n", "not a PyTorch checkpoint (torch.save writes a zip archive or a pickle; this file starts b'junk')"),
+    "html error page": (lambda p: b"<html>404</html>", "not a PyTorch checkpoint"),
+    "empty": (lambda p: b"", "the file is empty, not a PyTorch checkpoint"),
+    "cut zip archive": (_saved_then_cut, "a damaged PyTorch checkpoint (RuntimeError: PytorchStreamReader failed reading zip archive"),
+    "cut legacy pickle": (lambda p: _saved_then_cut(p, _use_new_zipfile_serialization=False), "a damaged PyTorch checkpoint ("),
+    # a pickle torch cannot tell from one with foreign opcodes: refused, in one line
+    "pickle of random bytes": (lambda p: b"\x80\x02" + bytes(range(7, 250)), "refused by torch.load(weights_only=True)"),
+}
+
+
+@pytest.mark.parametrize("kind", list(DAMAGED_CHECKPOINTS))
+def test_a_damaged_checkpoint_is_one_line_naming_the_file(fresh_cli: None, tmp_path: Path, kind: str) -> None:
+    make, message = DAMAGED_CHECKPOINTS[kind]
+    ckpt = tmp_path / "model.ckpt"
+    ckpt.write_bytes(make(tmp_path / "whole.ckpt"))
+    out = tmp_path / "never.safetensors"
+    result = CliRunner().invoke(cli, ["convert", str(ckpt), "--recipe", str(TINY), "-o", str(out)])
+    assert result.exit_code == 1 and not isinstance(result.exception, (KeyError, IndexError)), result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {ckpt}: ") and message in lines[0], result.output
+    assert not out.exists() and not list(tmp_path.glob("*.tmp"))
+
+
 def test_a_component_rejecting_the_architecture_is_one_line(fresh_cli: None) -> None:
     # FSQ's 3 levels need 3 latent channels; the recipe validates, building the model does not
     result = CliRunner().invoke(cli, ["profile", str(TINY), "--set", 'model.regularizer={kind="fsq", levels=[8, 8, 8]}'])

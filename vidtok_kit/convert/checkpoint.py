@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError
@@ -32,6 +33,7 @@ __all__ = [
     "FORMAT",
     "file_sha256",
     "load_state_dict_file",
+    "load_torch_file",
     "load_weights",
     "read_checkpoint_recipe",
     "resolve_checkpoint",
@@ -87,8 +89,52 @@ def read_checkpoint_recipe(path: str | Path) -> str | None:
     return meta.get("recipe") if meta.get("format") == FORMAT else None
 
 
+#: how a file ``torch.save`` wrote begins: a zip archive (the format since PyTorch 1.6) or, in the
+#: legacy format, a pickle of protocol 2 or higher (the PROTO opcode)
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_PROTO = b"\x80"
+
+
+def load_torch_file(path: str | Path) -> Any:
+    """``torch.load(weights_only=True)``: tensors and plain values only, never code.
+
+    Every failure is one line naming the file. A file that is not a ``torch.save`` file at all
+    (text, an image, an HTML error page saved as a download) is told apart by its first bytes
+    before torch reads it: its unpickler, fed such bytes, raises whatever they lead it to
+    (``KeyError``, ``IndexError``) or blames the weights-only rule. torch's warnings about the
+    file's pickle protocol are silenced: they describe a file that is refused or trusted anyway.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(len(_ZIP_MAGIC))
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    if not head:
+        raise CheckpointError(f"{path}: the file is empty, not a PyTorch checkpoint")
+    if not (head.startswith(_ZIP_MAGIC) or head.startswith(_PICKLE_PROTO)):
+        raise CheckpointError(
+            f"{path}: not a PyTorch checkpoint (torch.save writes a zip archive or a pickle; this file starts {head!r})"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        _, _, reason = str(exc).partition("WeightsUnpickler error:")
+        reason = next((line.strip() for line in reason.splitlines() if line.strip()), "objects other than tensors")
+        raise CheckpointError(
+            f"{path}: refused by torch.load(weights_only=True), it pickles more than tensors ({reason}); "
+            "re-save its state_dict with torch.save or as safetensors"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - a damaged archive or pickle raises whatever its bytes lead to
+        detail = (str(exc).strip().splitlines() or [""])[0].split(". ")[0]
+        raise CheckpointError(f"{path}: a damaged PyTorch checkpoint ({type(exc).__name__}: {detail})") from None
+
+
 def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:
-    """Tensors of a checkpoint file, with Lightning's ``state_dict`` wrapper removed."""
+    """Tensors of a checkpoint file (safetensors, or ``torch.save``'d: :func:`load_torch_file`), with
+    Lightning's ``state_dict`` wrapper removed; one-line errors naming the file."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
@@ -97,20 +143,13 @@ def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError) as exc:
             raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(
-            f"{path}: refused by torch.load(weights_only=True), it pickles more than tensors ({first}); "
-            "re-save its state_dict with torch.save or as safetensors"
-        ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+    obj = load_torch_file(path)
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
-        raise CheckpointError(f"{path}: expected a state dict of tensors (or a Lightning checkpoint holding one)")
+        raise CheckpointError(
+            f"{path}: holds {type(obj).__name__}, not a flat state dict of tensors (or a Lightning checkpoint holding one)"
+        )
     return obj
 
 

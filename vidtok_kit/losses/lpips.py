@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from vidtok_kit.convert.checkpoint import load_state_dict_file
 from vidtok_kit.errors import CheckpointError
 from vidtok_kit.losses.vgg import VGG16Features
 
@@ -122,18 +123,9 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     if not p.is_file():
         raise LPIPSWeightsError(f"weight file not found: {p}")
     try:
-        if p.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            sd = load_file(str(p), device="cpu")
-        else:
-            sd = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any reader failure becomes one clear line
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise LPIPSWeightsError(f"cannot read weight file {p}: {msg}") from e
-    if not isinstance(sd, dict) or not all(isinstance(v, Tensor) for v in sd.values()):
-        raise LPIPSWeightsError(f"{p}: expected a flat name -> tensor state dict, got {type(sd).__name__}")
-    return dict(sd)
+        return load_state_dict_file(p)
+    except CheckpointError as exc:
+        raise LPIPSWeightsError(str(exc)) from None
 
 
 def _short(keys: list[str], limit: int = 4) -> str:

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from vidtok_kit.convert.checkpoint import load_state_dict_file
 from vidtok_kit.errors import CheckpointError, InputError
 
 __all__ = [
@@ -249,26 +250,7 @@ def _read_state_dict(path: Path) -> Mapping[str, Tensor]:
             f"I3D weights file {path} does not exist (pass a local safetensors/.pt state dict, or "
             f"nothing, to use the verified download of pytorch-i3d's rgb_imagenet.pt)"
         )
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            obj: object = load_file(str(path), device="cpu")
-        else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any reader error: report it on one line, keep the chain
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise CheckpointError(
-            f"I3D weights file {path} could not be read as a safetensors file or a torch.save'd state "
-            f"dict ({type(exc).__name__}: {first}); TorchScript archives are not supported"
-        ) from exc
-    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
-        obj = obj["state_dict"]
-    if not isinstance(obj, Mapping) or not all(isinstance(v, Tensor) for v in obj.values()):
-        raise CheckpointError(
-            f"I3D weights file {path} holds {type(obj).__name__}, not a flat state dict of tensors"
-        )
-    return obj
+    return load_state_dict_file(path)
 
 
 def _few(keys: list[str]) -> str:

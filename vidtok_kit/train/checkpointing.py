@@ -24,12 +24,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pickle
 import random
 import re
 import secrets
 import shutil
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +38,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from vidtok_kit.convert.checkpoint import file_sha256, save_tokenizer
+from vidtok_kit.convert.checkpoint import file_sha256, load_torch_file, save_tokenizer
 from vidtok_kit.errors import CheckpointError
 from vidtok_kit.io.outputs import file_mode
 
@@ -179,22 +177,6 @@ def _check_file(path: Path, expected: Any) -> None:
         raise CheckpointError(f"{path}: content differs from meta.json (sha256 mismatch)")
 
 
-def _load_train_state(path: Path) -> Any:
-    """``torch.load(weights_only=True)``: tensors and plain values only, never code.
-
-    A refused pickle becomes one line; torch's own warnings about the file's pickle protocol are
-    silenced, since they describe a file that is refused or trusted anyway, and would add lines.
-    """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        _, _, reason = str(exc).partition("WeightsUnpickler error:")
-        reason = next((line.strip() for line in reason.splitlines() if line.strip()), "objects other than tensors")
-        raise CheckpointError(f"{path}: refused by torch.load(weights_only=True), it pickles more than tensors ({reason})") from None
-
-
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read a checkpoint directory, checking every file's size and hash against ``meta.json``.
 
@@ -212,7 +194,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         ema = load_file(str(path / "ema.safetensors")) if "ema.safetensors" in meta["files"] else None
         state = None
         if "train_state.pt" in meta["files"]:
-            state = _load_train_state(path / "train_state.pt")
+            state = load_torch_file(path / "train_state.pt")
     except CheckpointError:
         raise
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError, SafetensorError) as exc:
