@@ -60,7 +60,9 @@ __all__ = [
     "perturb_parameters",
     "tiny_model",
     "tiny_recipe",
+    "write_audio_only",
     "write_truncated_video",
+    "write_video_without_frames",
 ]
 
 #: a CPU-seconds VidTok-shaped model (the same as ``recipes/tiny/kl_causal.toml``), as a recipe dict
@@ -129,6 +131,36 @@ def write_truncated_video(path: str | Path, frames: Tensor, *, keep: float = 1 /
         out.mux(stream.encode(None))
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+def write_audio_only(path: str | Path) -> Path:
+    """A media file with an audio stream and no video stream (a voice memo named ``.mp4``)."""
+    import av
+    import numpy as np
+
+    path = Path(path)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=16000)
+        for i in range(4):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 16000, i * 1024
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def write_video_without_frames(path: str | Path) -> Path:
+    """A video file whose video stream has a header and no frames; give it an ``.avi`` suffix (AVI
+    keeps the stream header without packets, MP4 would drop the track)."""
+    import av
+
+    path = Path(path)
+    out = av.open(str(path), "w")
+    stream = out.add_stream("mpeg4", rate=25)
+    stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+    out.start_encoding()
+    out.close()
     return path
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,15 +27,6 @@ PAPER_TABLE2 = {
     "variant3_no_3d": (126, 10.18),
     "full_model": (157, 10.35),
 }
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # Two torch threads on a shared 2-core machine spin against other processes: 10x slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _ablate(*args: object):
@@ -69,7 +59,6 @@ def test_architecture_variants_match_the_papers_params_and_macs_within_5_percent
 @pytest.fixture(scope="module")
 def tiny_suite(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     out = tmp_path_factory.mktemp("ablate")
-    torch.set_num_threads(1)
     result = _ablate(TINY, "--steps", 2, "--shape", "9,32,32", "-o", out, *FAST)
     return out, result
 

@@ -5,7 +5,6 @@ sampler where a level resamples both axes, keeps the model's frame rules, and st
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,14 +14,6 @@ from vidtok_kit.model.autoencoder import build_model
 from vidtok_kit.recipe import load_recipe
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "tiny" / "ablations" / "variant1_fully_3d.toml"
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _model(version: str = "v1.0"):

@@ -8,7 +8,6 @@ import csv
 import json
 import math
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,15 +28,6 @@ from vidtok_kit.recipe import load_recipe
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "recipes" / "tiny" / "kl_causal.toml"
 FSQ = ('model.regularizer={kind="fsq", levels=[4, 4, 4]}', "model.z_channels=3")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # Two torch threads on a shared 2-core machine spin against other processes: 10x slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

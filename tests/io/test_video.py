@@ -29,7 +29,7 @@ from vidtok_kit.io import (
     write_video,
 )
 from vidtok_kit.io.policy import select_frames
-from vidtok_kit.testing import write_truncated_video
+from vidtok_kit.testing import write_audio_only, write_truncated_video, write_video_without_frames
 
 
 @pytest.fixture(scope="module")
@@ -284,27 +284,6 @@ def test_write_rejects_bad_frames(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- bad input
 
 
-def _make_audio_only(path: Path) -> Path:
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("aac", rate=16000)
-        for i in range(4):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = 16000, i * 1024
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return path
-
-
-def _make_empty_video(path: Path) -> Path:
-    # AVI keeps a video stream header even with no packets (MP4 would drop the track).
-    out = av.open(str(path), "w")
-    stream = out.add_stream("mpeg4", rate=25)
-    stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-    out.start_encoding()
-    out.close()
-    return path
-
-
 def test_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "nope.mp4"
     for call in (probe_video, read_video, lambda p: next(iter_video_chunks(p, 4))):
@@ -353,7 +332,7 @@ def test_truncated_mp4_fails_while_decoding(tmp_path: Path, carphone_frames: tor
 
 
 def test_audio_only_file(tmp_path: Path) -> None:
-    path = _make_audio_only(tmp_path / "voice.m4a")
+    path = write_audio_only(tmp_path / "voice.m4a")
     for call in (probe_video, read_video):
         with pytest.raises(VideoError) as exc:
             call(path)
@@ -361,7 +340,7 @@ def test_audio_only_file(tmp_path: Path) -> None:
 
 
 def test_zero_decodable_frames(tmp_path: Path) -> None:
-    path = _make_empty_video(tmp_path / "empty.avi")
+    path = write_video_without_frames(tmp_path / "empty.avi")
     for call in (probe_video, lambda p: list(iter_video_chunks(p, 4))):
         with pytest.raises(VideoError) as exc:
             call(path)

@@ -11,9 +11,7 @@ import re
 import shutil
 from pathlib import Path
 
-import av
 import click
-import numpy as np
 import pytest
 import torch
 
@@ -21,7 +19,12 @@ from vidtok_kit.io import probe_video, read_video, sample_videos, write_video
 from vidtok_kit.metrics import psnr_per_frame, ssim_per_frame
 from vidtok_kit.pluginmanager import default_registry
 from vidtok_kit.recipe import dump_recipe
-from vidtok_kit.testing import tiny_recipe, write_truncated_video
+from vidtok_kit.testing import (
+    tiny_recipe,
+    write_audio_only,
+    write_truncated_video,
+    write_video_without_frames,
+)
 from vidtok_kit.tokenize import load_tokenizer, load_tokens, read_token_meta
 from vidtok_kit.tokenize.commands import commands
 
@@ -155,26 +158,6 @@ def _truncated(path: Path, carphone: Path) -> Path:
     return write_truncated_video(path, read_video(carphone, end_s=1.0)[0], keep=0.4)
 
 
-def _audio_only(path: Path) -> Path:
-    with av.open(str(path), "w", format="mp4") as out:
-        stream = out.add_stream("aac", rate=16000)
-        for i in range(4):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = 16000, i * 1024
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return path
-
-
-def _empty(path: Path) -> Path:
-    out = av.open(str(path), "w")  # AVI keeps a video stream without packets
-    stream = out.add_stream("mpeg4", rate=25)
-    stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-    out.start_encoding()
-    out.close()
-    return path
-
-
 def _odd_size(path: Path, carphone: Path) -> Path:
     frames = read_video(carphone, size=38, resize="none", end_s=0.3)[0]  # 46x38: not a multiple of 4
     return write_video(path, frames, fps=25)
@@ -184,8 +167,8 @@ BAD = {
     "missing.mp4": ("no such file", None),
     "notes.mp4": ("not a video file", lambda p, c: _text(p)),
     "cut.mp4": ("truncated", _truncated),
-    "voice.mp4": ("no video stream", lambda p, c: _audio_only(p)),
-    "empty.avi": ("no decodable video frames", lambda p, c: _empty(p)),
+    "voice.mp4": ("no video stream", lambda p, c: write_audio_only(p)),
+    "empty.avi": ("no decodable video frames", lambda p, c: write_video_without_frames(p)),
     "odd.mp4": ("pass --size", _odd_size),
 }
 
