@@ -20,7 +20,7 @@ from torch import Tensor
 
 from vidtok_kit.errors import InputError
 from vidtok_kit.io import iter_video_chunks, probe_video, sample_videos
-from vidtok_kit.io.folders import find_videos
+from vidtok_kit.io.suffixes import find_videos
 
 __all__ = ["BUILTIN_SAMPLES", "Clip", "iter_eval_clips", "resolve_videos", "sample_interval"]
 
@@ -57,7 +57,7 @@ def _read_list(path: Path, root: Path | None) -> list[Path]:
 def resolve_videos(data: str | Path, *, root: str | Path | None = None) -> list[Path]:
     """Expand DATA into the list of video files to evaluate, in a stable order.
 
-    :param data: a video file, a folder (its videos: :func:`~vidtok_kit.io.folders.find_videos`), a
+    :param data: a video file, a folder (its videos: :func:`~vidtok_kit.io.suffixes.find_videos`), a
         ``.csv``/``.txt`` list of paths (CSV: a ``videos`` or ``path`` column, as the reference's
         meta files), or ``builtin:samples``.
     :param root: folder that relative paths in a list are resolved against (default: the list's folder).

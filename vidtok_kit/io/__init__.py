@@ -8,9 +8,9 @@ Everything a training or evaluation loop needs to turn files into ``(3, T, H, W)
 from __future__ import annotations
 
 from vidtok_kit.io.errors import VideoError
-from vidtok_kit.io.folders import VIDEO_SUFFIXES, find_videos
 from vidtok_kit.io.policy import RESIZE_MODES, ClipPolicy, FrameGeometry, ResizeMode
 from vidtok_kit.io.samples import sample_videos
+from vidtok_kit.io.suffixes import VIDEO_SUFFIXES, WRITABLE_SUFFIXES, check_writable_video, find_videos
 from vidtok_kit.io.video import VideoInfo, iter_video_chunks, probe_video, read_video, write_video
 
 __all__ = [
@@ -21,6 +21,8 @@ __all__ = [
     "ResizeMode",
     "VideoError",
     "VideoInfo",
+    "WRITABLE_SUFFIXES",
+    "check_writable_video",
     "find_videos",
     "iter_video_chunks",
     "probe_video",

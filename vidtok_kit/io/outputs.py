@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from vidtok_kit.errors import InputError
+from vidtok_kit.io.suffixes import check_writable_video
 
 __all__ = [
     "OutputKind",
@@ -35,7 +36,7 @@ __all__ = [
     "temp_dir_beside",
 ]
 
-OutputKind = Literal["file", "dir"]
+OutputKind = Literal["file", "dir", "video"]
 
 
 def _umask() -> int:
@@ -105,7 +106,8 @@ def check_output(
 
     :param kind: ``"file"``: ``path`` is one file (an existing one is refused unless ``overwrite``);
         ``"dir"``: ``path`` is a folder, created if missing, that the command writes into (an
-        existing folder is accepted; what may be replaced inside it is the command's rule).
+        existing folder is accepted; what may be replaced inside it is the command's rule);
+        ``"video"``: a file the video writer can write (:func:`~vidtok_kit.io.suffixes.check_writable_video`).
     :param overwrite: the user asked to replace an existing file.
     :param inputs: files the command reads; writing over one of them is always refused.
     :param what: how the message names the output (``"--out"``, ``"-o"``).
@@ -125,6 +127,8 @@ def check_output(
         raise InputError(f"{what} {path} is an existing directory; a file path is expected here")
     if path.exists() and not overwrite:
         raise InputError(f"{what} {path} already exists; {overwrite_hint}")
+    if kind == "video":
+        check_writable_video(path)
     check_writable_dir(path.parent, what=what, shown=path)
     return path
 

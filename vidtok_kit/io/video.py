@@ -33,6 +33,7 @@ from vidtok_kit.io.policy import (
     frame_to_tensor,
     select_frames,
 )
+from vidtok_kit.io.suffixes import check_writable_video
 
 __all__ = ["VideoInfo", "check_complete", "iter_video_chunks", "probe_video", "read_video", "write_video"]
 
@@ -340,6 +341,10 @@ def _to_uint8_frames(frames: torch.Tensor | np.ndarray) -> np.ndarray:
 
 
 def _pick_encoder(path: str | os.PathLike[str], codec: str | None) -> str:
+    """The encoder to write ``path`` with: ``codec``, or the first of ENCODER_PREFERENCE this PyAV
+    build has (then ``path`` must be a container H.264 goes into)."""
+    if codec is None:
+        check_writable_video(path)
     for name in (codec,) if codec else ENCODER_PREFERENCE:
         try:
             return av.codec.Codec(name, "w").name
@@ -388,8 +393,6 @@ def write_video(
     dest = Path(path)
     if not dest.parent.is_dir():
         raise VideoError(path, f"directory {dest.parent} does not exist")
-    if not dest.suffix:
-        raise VideoError(path, "no file suffix to choose the container from; use e.g. .mp4")
     encoder = _pick_encoder(path, codec)
     tmp = dest.with_name(f".{dest.stem}.{secrets.token_hex(4)}.partial{dest.suffix}")
     try:

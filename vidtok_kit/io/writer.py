@@ -47,8 +47,6 @@ class VideoWriter:
         self.path = Path(path)
         if not self.path.parent.is_dir():
             raise VideoError(path, f"directory {self.path.parent} does not exist")
-        if not self.path.suffix:
-            raise VideoError(path, "no file suffix to choose the container from; use e.g. .mp4")
         self.fps, self.crf, self.preset = fps, crf, preset
         self.encoder = _pick_encoder(path, codec)
         self.frames = 0

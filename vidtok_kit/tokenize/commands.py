@@ -105,7 +105,7 @@ def _warn_random(checkpoint: Path | None) -> None:
 def _jobs(videos: tuple[Path, ...], output: Path) -> list[tuple[Path, Path]]:
     """(source, token file) pairs: one file to a ``.safetensors`` path, otherwise into a folder."""
     from vidtok_kit.errors import InputError
-    from vidtok_kit.io.folders import find_videos
+    from vidtok_kit.io.suffixes import find_videos
 
     if len(videos) == 1 and not videos[0].is_dir() and output.suffix == ".safetensors":
         return [(videos[0], output)]
@@ -316,7 +316,7 @@ def decode_command(tokens: Path, output: Path, checkpoint: Path | None, pretrain
     from vidtok_kit.tokenize.pipeline import decode_file
     from vidtok_kit.tokenize.tokens import read_token_meta
 
-    check_output(output, overwrite=overwrite, inputs=[tokens], what="-o")
+    check_output(output, kind="video", overwrite=overwrite, inputs=[tokens], what="-o")
     parse_device(device)
     meta = read_token_meta(tokens)
     _, checkpoint = resolve_pretrained(pretrained, checkpoint, meta.recipe, revision=revision)  # the recipe is the file's
@@ -358,7 +358,7 @@ def reconstruct_command(video: Path, recipe: Path | None, checkpoint: Path | Non
     from vidtok_kit.loading import parse_device
     from vidtok_kit.tokenize.pipeline import reconstruct_file
 
-    check_output(output, overwrite=overwrite, inputs=[video], what="-o")
+    check_output(output, kind="video", overwrite=overwrite, inputs=[video], what="-o")
     parse_device(device)
     run, compile_ = _run(chunk_frames, max_memory, tile, precision, compile_)
     recipe, checkpoint = resolve_pretrained(pretrained, checkpoint, recipe, revision=revision)
