@@ -332,6 +332,9 @@ CASES: dict[str, Case] = {
     "decode: recipe metadata damaged": lambda tmp, run, clips: (
         ["decode", str(_token_file(tmp, edit={"recipe": "[model\nbroken = "})), "-o", str(tmp / "out.mp4")],
         "c.safetensors: its recorded recipe is damaged"),
+    "encode -o a video name": lambda tmp, run, clips: (
+        ["encode", str(_clip(tmp)), "--recipe", str(TINY), "-o", str(tmp / "out.mp4")],
+        "encode writes token files (.safetensors), not .mp4 files"),
     "encode a truncated mp4": lambda tmp, run, clips: (
         ["encode", str(_truncated_mp4(tmp)), "--recipe", str(TINY), "-o", str(tmp / "c.safetensors")],
         "the container lists 60 frames but only"),

@@ -102,11 +102,21 @@ def _warn_random(checkpoint: Path | None) -> None:
         click.echo("warning: no --checkpoint given: the model is randomly initialised (seed 0); its output is only good for testing", err=True)
 
 
+#: suffixes of single tensor files other than safetensors: as ``-o`` of encode, a mistaken file name
+_TENSOR_FILE_SUFFIXES = (".pt", ".pth", ".ckpt", ".npy", ".npz", ".bin")
+
+
 def _jobs(videos: tuple[Path, ...], output: Path) -> list[tuple[Path, Path]]:
     """(source, token file) pairs: one file to a ``.safetensors`` path, otherwise into a folder."""
     from vidtok_kit.errors import InputError
-    from vidtok_kit.io.suffixes import find_videos
+    from vidtok_kit.io.suffixes import VIDEO_SUFFIXES, find_videos
 
+    if output.suffix.lower() in VIDEO_SUFFIXES + _TENSOR_FILE_SUFFIXES and not output.is_dir():
+        # a file name, not a folder: making a folder called out.mp4 would only surprise
+        raise InputError(
+            f"-o {output}: encode writes token files (.safetensors), not {output.suffix} files; give a .safetensors "
+            "path (one video) or a folder" + (" (reconstruct writes a video)" if output.suffix.lower() in VIDEO_SUFFIXES else "")
+        )
     if len(videos) == 1 and not videos[0].is_dir() and output.suffix == ".safetensors":
         return [(videos[0], output)]
     if output.suffix == ".safetensors":
