@@ -203,8 +203,12 @@ def session_options(ort: Any, *, device: str = "cpu", threads: int | None = None
     conv + activation fusion), one intra-op thread per physical core (hyper-threads slow the
     convolutions down), sequential execution (the graphs are chains: parallel execution only adds
     scheduling), memory pattern planning and the CPU arena on (the default, kept explicit).
+    Warnings are not logged: ORT's are about its own optimiser (an fp16 graph on the CPU: "could
+    not find a CPU kernel and hence can't constant fold Tile node"), printed in colour amid the
+    export's progress lines, and nothing a user can act on; errors still raise.
     """
     options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors and fatal only
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.enable_mem_pattern = True

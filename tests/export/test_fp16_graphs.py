@@ -77,6 +77,18 @@ def test_load_with_fp16_runs_the_fp16_graphs_within_tolerance(fp16_export: tuple
     assert (got.indices != ref.indices).float().mean() <= 0.02  # flips only near rounding boundaries
 
 
+def test_sessions_print_no_onnxruntime_warnings(fp16_export: tuple[Path, dict[str, Any], Any],
+                                               capfd: pytest.CaptureFixture[str]) -> None:
+    """ORT's optimiser warns (in colour, on the C stderr) that it cannot constant-fold the fp16
+    graph's Tile nodes on the CPU; an export or a load must not print that amid its own lines."""
+    from vidtok_kit.export.onnx import ort_session
+
+    directory, _, _ = fp16_export
+    capfd.readouterr()
+    ort_session(directory / "decode.fp16.onnx")
+    assert "onnxruntime" not in capfd.readouterr().err
+
+
 def test_fp16_needs_an_export_with_fp16_graphs(exported: Callable[[str], Any]) -> None:
     from vidtok_kit.export.deps import ExportError
 
