@@ -109,14 +109,8 @@ _TENSOR_FILE_SUFFIXES = (".pt", ".pth", ".ckpt", ".npy", ".npz", ".bin")
 def _jobs(videos: tuple[Path, ...], output: Path) -> list[tuple[Path, Path]]:
     """(source, token file) pairs: one file to a ``.safetensors`` path, otherwise into a folder."""
     from vidtok_kit.errors import InputError
-    from vidtok_kit.io.suffixes import VIDEO_SUFFIXES, find_videos
+    from vidtok_kit.io.suffixes import find_videos
 
-    if output.suffix.lower() in VIDEO_SUFFIXES + _TENSOR_FILE_SUFFIXES and not output.is_dir():
-        # a file name, not a folder: making a folder called out.mp4 would only surprise
-        raise InputError(
-            f"-o {output}: encode writes token files (.safetensors), not {output.suffix} files; give a .safetensors "
-            "path (one video) or a folder" + (" (reconstruct writes a video)" if output.suffix.lower() in VIDEO_SUFFIXES else "")
-        )
     if len(videos) == 1 and not videos[0].is_dir() and output.suffix == ".safetensors":
         return [(videos[0], output)]
     if output.suffix == ".safetensors":
@@ -155,12 +149,20 @@ def _finished(src: Path, dst: Path, provenance: dict[str, Any]) -> bool:
 def _check_outputs(jobs: list[tuple[Path, Path]], output: Path, videos: tuple[Path, ...], *, single: bool) -> None:
     """The output policy before any work: ``-o`` writable, a file or a folder as the mode needs,
     and never one of the inputs (``encode X -o X --overwrite``)."""
+    from vidtok_kit.errors import InputError
     from vidtok_kit.io.outputs import check_output
+    from vidtok_kit.io.suffixes import VIDEO_SUFFIXES
 
     if single:  # an existing token file is the resume rule's business (_finished), not an error here
         check_output(output, kind="file", overwrite=True, inputs=[jobs[0][0]], what="-o")
-    else:
-        check_output(output, kind="dir", inputs=sorted({src for src, _ in jobs} | set(videos)), what="-o")
+        return
+    check_output(output, kind="dir", inputs=sorted({src for src, _ in jobs} | set(videos)), what="-o")
+    if output.suffix.lower() in VIDEO_SUFFIXES + _TENSOR_FILE_SUFFIXES and not output.is_dir():
+        # a file name, not a folder: making a folder called out.mp4 would only surprise
+        raise InputError(
+            f"-o {output}: encode writes token files (.safetensors), not {output.suffix} files; give a .safetensors "
+            "path (one video) or a folder" + (" (reconstruct writes a video)" if output.suffix.lower() in VIDEO_SUFFIXES else "")
+        )
 
 
 @click.command("encode")
