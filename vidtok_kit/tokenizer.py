@@ -87,8 +87,9 @@ class InferenceTokenizer:
         return self.facts.output_frames(latent_frames)
 
     def check_video(self, x: Tensor) -> None:
-        """One-line :class:`~vidtok_kit.errors.InputError` for a video this model cannot take."""
-        self.facts.check_video(x)
+        """One-line :class:`~vidtok_kit.errors.InputError` for a video this model cannot take
+        (shape, frame count, dtype, and values: finite and on the [-1, 1] scale)."""
+        self.facts.check_video(x, values=True)
 
     # -- whole clips: the one-chunk case of the streaming driver ---------------------------------
 

@@ -251,3 +251,21 @@ def test_fast_path_stays_channels_last_through_every_layer(causal: bool) -> None
     tokenizer = vidtok_kit.load(model, compile="off")
     tokenizer.decode(tokenizer.encode(torch.rand(1, 3, 9 if causal else 8, 32, 32) * 2 - 1).latent)
     assert off == []
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (lambda x: (x + 1) * 127.5, r"video values span \[\d.*, 255\]; the model takes \[-1, 1\] \(map 0\.\.255 frames with x / 127\.5 - 1"),
+        (lambda x: x.index_fill(2, torch.tensor([4]), float("nan")), "the video holds NaN or infinite values"),
+        (lambda x: x * 1.6, r"video values span"),
+    ],
+    ids=["0..255", "nan", "too wide"],
+)
+def test_encode_refuses_a_video_off_the_model_scale(values, message: str) -> None:
+    tok = vidtok_kit.load(tiny_model(), compile="off")
+    x = torch.rand(1, 3, 9, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with pytest.raises(InputError, match=message):
+        tok.encode(values(x))
+    # a reconstruction overshoots [-1, 1] a little and may be encoded again
+    tok.encode((x * 1.05).clamp(-1.05, 1.05))

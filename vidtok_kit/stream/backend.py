@@ -15,6 +15,7 @@ one, which a backend may run without producing any state.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
@@ -29,7 +30,11 @@ from vidtok_kit.model.layers import TimeMode
 if TYPE_CHECKING:
     from vidtok_kit.stream.budget import StreamPlan
 
-__all__ = ["EncodedChunk", "StepBackend", "TokenizerFacts"]
+__all__ = ["VALUE_BOUND", "EncodedChunk", "StepBackend", "TokenizerFacts"]
+
+#: |value| beyond which a video is refused as not on the [-1, 1] scale (a reconstruction of a
+#: [-1, 1] video overshoots by a few hundredths; 0..255 frames reach 255)
+VALUE_BOUND = 1.5
 
 Which = Literal["encode", "decode"]
 
@@ -63,8 +68,14 @@ class TokenizerFacts:
     def output_frames(self, latents: int) -> int:
         return frame_rules.output_frames(latents, tdf=self.temporal_factor, mode=self.mode)
 
-    def check_video(self, x: Tensor) -> None:
-        """Raise :class:`InputError` (one line, saying what is allowed) for a video the model cannot take."""
+    def check_video(self, x: Tensor, *, values: bool = False) -> None:
+        """Raise :class:`InputError` (one line, saying what is allowed) for a video the model cannot take.
+
+        :param values: also check the values (one pass over ``x``): finite, and on the [-1, 1]
+            scale. Frames passed as 0..255 floats are the classic mistake, and the model encodes
+            them without complaint into meaningless tokens. The bound is loose (``VALUE_BOUND``)
+            because a decoded reconstruction overshoots [-1, 1] a little and may be encoded again.
+        """
         if not isinstance(x, Tensor) or x.ndim != 5:
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise InputError(f"expected a video tensor of shape (B, {self.in_channels}, T, H, W), got {shape}")
@@ -80,6 +91,15 @@ class TokenizerFacts:
             raise InputError(f"this {self.mode.value} model takes {rule}, got {x.shape[2]}")
         if not x.is_floating_point():
             raise InputError(f"expected a floating-point video in [-1, 1], got dtype {x.dtype}")
+        if values and x.numel() and x.device.type != "meta":
+            low, high = (float(v) for v in torch.aminmax(x.detach()))
+            if not (math.isfinite(low) and math.isfinite(high)):
+                raise InputError("the video holds NaN or infinite values")
+            if low < -VALUE_BOUND or high > VALUE_BOUND:
+                raise InputError(
+                    f"video values span [{low:.4g}, {high:.4g}]; the model takes [-1, 1] "
+                    "(map 0..255 frames with x / 127.5 - 1, 0..1 frames with x * 2 - 1)"
+                )
 
     def check_latent(self, latent: Tensor) -> None:
         if not isinstance(latent, Tensor) or latent.ndim != 5 or latent.shape[1] != self.z_channels or not latent.is_floating_point():
