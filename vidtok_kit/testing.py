@@ -121,10 +121,13 @@ def write_truncated_video(path: str | Path, frames: Tensor, *, keep: float = 1 /
     """
     import av
 
+    # the writer's own frame conversion and encoder choice
+    from vidtok_kit.io.video import _pick_encoder, _to_uint8_frames
+
     path = Path(path)
-    rgb = ((frames + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 3, 0).numpy()
+    rgb = _to_uint8_frames(frames)
     with av.open(str(path), "w", options={"movflags": "faststart"}) as out:
-        stream = out.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=fps)
+        stream: Any = out.add_stream(_pick_encoder(path, None), rate=fps)  # a video encoder: a video stream
         stream.width, stream.height, stream.pix_fmt = rgb.shape[2], rgb.shape[1], "yuv420p"
         for image in rgb:
             out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))

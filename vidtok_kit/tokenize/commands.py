@@ -19,8 +19,6 @@ from vidtok_kit.cli_options import compile_option, pretrained_option, resolve_pr
 
 __all__ = ["commands", "decode_command", "encode_command", "reconstruct_command"]
 
-#: file suffixes picked up when a folder is given
-
 
 def _video_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     options = [
@@ -102,10 +100,6 @@ def _warn_random(checkpoint: Path | None) -> None:
         click.echo("warning: no --checkpoint given: the model is randomly initialised (seed 0); its output is only good for testing", err=True)
 
 
-#: suffixes of single tensor files other than safetensors: as ``-o`` of encode, a mistaken file name
-_TENSOR_FILE_SUFFIXES = (".pt", ".pth", ".ckpt", ".npy", ".npz", ".bin")
-
-
 def _jobs(videos: tuple[Path, ...], output: Path) -> list[tuple[Path, Path]]:
     """(source, token file) pairs: one file to a ``.safetensors`` path, otherwise into a folder."""
     from vidtok_kit.errors import InputError
@@ -146,6 +140,10 @@ def _finished(src: Path, dst: Path, provenance: dict[str, Any]) -> bool:
     return True
 
 
+#: suffixes of single tensor files other than safetensors: as ``-o`` of encode, a mistaken file name
+_TENSOR_FILE_SUFFIXES = (".pt", ".pth", ".ckpt", ".npy", ".npz", ".bin")
+
+
 def _check_outputs(jobs: list[tuple[Path, Path]], output: Path, videos: tuple[Path, ...], *, single: bool) -> None:
     """The output policy before any work: ``-o`` writable, a file or a folder as the mode needs,
     and never one of the inputs (``encode X -o X --overwrite``)."""
@@ -157,11 +155,12 @@ def _check_outputs(jobs: list[tuple[Path, Path]], output: Path, videos: tuple[Pa
         check_output(output, kind="file", overwrite=True, inputs=[jobs[0][0]], what="-o")
         return
     check_output(output, kind="dir", inputs=sorted({src for src, _ in jobs} | set(videos)), what="-o")
-    if output.suffix.lower() in VIDEO_SUFFIXES + _TENSOR_FILE_SUFFIXES and not output.is_dir():
+    suffix = output.suffix.lower()
+    if suffix in VIDEO_SUFFIXES + _TENSOR_FILE_SUFFIXES and not output.is_dir():
         # a file name, not a folder: making a folder called out.mp4 would only surprise
         raise InputError(
             f"-o {output}: encode writes token files (.safetensors), not {output.suffix} files; give a .safetensors "
-            "path (one video) or a folder" + (" (reconstruct writes a video)" if output.suffix.lower() in VIDEO_SUFFIXES else "")
+            "path (one video) or a folder" + (" (reconstruct writes a video)" if suffix in VIDEO_SUFFIXES else "")
         )
 
 
