@@ -8,6 +8,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -80,6 +81,17 @@ def fresh_cli(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(cli, "_STATE", {})
     monkeypatch.setattr(pluginmanager, "_DEFAULT", None)
     yield
+
+
+@pytest.fixture
+def full_cli(monkeypatch: pytest.MonkeyPatch, fresh_cli: None) -> Any:
+    """The root group with subsystem and plugin commands added, as ``main()`` does (undone afterwards)."""
+    from vidtok_kit import cli as cli_module
+
+    monkeypatch.setattr(cli_module.cli, "commands", dict(cli_module.cli.commands))
+    cli_module._add_subsystem_commands()
+    cli_module._add_plugin_commands()
+    return cli_module.cli
 
 
 @pytest.fixture

@@ -26,15 +26,6 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "recipes" / "tiny" / "kl_causal.toml"
 
 
-@pytest.fixture
-def full_cli(monkeypatch: pytest.MonkeyPatch, fresh_cli: None) -> click.Group:
-    """The root group with subsystem and plugin commands added, as ``main()`` does (undone afterwards)."""
-    monkeypatch.setattr(cli, "commands", dict(cli.commands))
-    cli_module._add_subsystem_commands()
-    cli_module._add_plugin_commands()
-    return cli
-
-
 def _walk(cmd: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
     yield path
     if isinstance(cmd, click.Group):

@@ -70,13 +70,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture
-def cli(fresh_cli: None) -> object:
+def cli(full_cli: object) -> object:
     """The root group with the subsystem and plugin commands, as ``main()`` assembles it."""
-    from vidtok_kit import cli as cli_module
-
-    cli_module._add_subsystem_commands()
-    cli_module._add_plugin_commands()
-    return cli_module.cli
+    return full_cli
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,6 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from vidtok_kit import cli as cli_module
-from vidtok_kit.cli import cli
 from vidtok_kit.errors import InputError
 from vidtok_kit.io import check_writable_video, find_videos, write_video
 from vidtok_kit.io.outputs import check_output
@@ -41,13 +39,6 @@ def test_a_folder_without_videos_is_one_line_naming_it(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"^.*: no video files \(\.mp4, \.m4v, \.mov, \.mkv, \.\.\.\) in this folder$") as info:
         find_videos(tmp_path)
     assert str(info.value).startswith(f"{tmp_path}:")
-
-
-@pytest.fixture
-def full_cli(monkeypatch: pytest.MonkeyPatch, fresh_cli: None) -> click.Group:
-    monkeypatch.setattr(cli, "commands", dict(cli.commands))
-    cli_module._add_subsystem_commands()
-    return cli
 
 
 @pytest.mark.parametrize("command", [["encode", "{folder}", "--recipe", str(TINY), "-o", "{out}"], ["eval", str(TINY), "{folder}"]])
